@@ -1,0 +1,72 @@
+# Maoga real-time backend. `make run` starts the server on embedded defaults; `make test` runs everything.
+GO       ?= go
+NPM      ?= npm
+GOFLAGS  ?=
+TEST_TIMEOUT ?= 12m
+
+.PHONY: run build test test-go test-js js-deps interop-deps vet fmt-check fuzz conformance-engineio conformance-socketio conformance-client clean
+
+run:
+	$(GO) run ./cmd/maoga
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# All tests: Go with -race (unit, integration, multi-node), then the JS suites with the real npm clients.
+test: fmt-check vet test-go test-js bench-smoke test-web
+
+test-go: js-deps interop-deps
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# npm packages of the JS suites and of the Node interop peer (socket.io + @socket.io/redis-adapter).
+js-deps:
+	cd clienttest/js && $(NPM) ci --no-audit --no-fund --loglevel=error
+interop-deps:
+	cd clienttest/interop && $(NPM) ci --no-audit --no-fund --loglevel=error
+
+test-js: js-deps
+	cd clienttest/js && SERVER=go $(NPM) test
+
+# The reference servers of the official protocol suites (see README).
+conformance-engineio:
+	$(GO) run ./cmd/conformance -suite engineio
+conformance-socketio:
+	$(GO) run ./cmd/conformance -suite socketio
+conformance-client:
+	$(GO) run ./cmd/conformance -suite client
+
+clean:
+	rm -rf bin data test-output
+
+# Three nodes on one Redis and one shared store, without Docker (see README, "Running a cluster").
+.PHONY: cluster
+cluster:
+	deploy/cluster.sh
+
+# Benchmarks against Node's socket.io 4.8 (BENCHMARKS.md): every scenario, Go and Node back to back with
+# the same generator, then the ratios, bench/results/{results.jsonl,plot.png} and the tables of
+# BENCHMARKS.md. Under 10 minutes; needs node/npm and redis-server (cluster rows). bench-smoke runs every
+# scenario at tiny sizes in seconds and fails when the harness does.
+.PHONY: bench bench-smoke
+bench:
+	bench/run.sh
+bench-smoke:
+	bench/run.sh smoke
+
+# The web client (web/): `make web` rebuilds web/dist (committed and embedded into cmd/maoga). `make test-web`
+# rebuilds it and plays two players through a match in headless Chromium (/usr/bin/chromium, Debian's
+# `chromium`; `.ci/run` installs it), once with the default transports and once with polling forced.
+# Screenshots: test-output/web/.
+.PHONY: web web-deps test-web
+web-deps:
+	cd web && $(NPM) ci --no-audit --no-fund --loglevel=error
+web: web-deps
+	cd web && $(NPM) run build
+test-web: web-deps
+	cd web && $(NPM) run test:e2e

@@ -1,0 +1,253 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/maoga/maoga/services/matchmaking"
+)
+
+// DevJWTSecret is used when JWT_SECRET is not set. Anyone who reads this file can forge tokens for a
+// server running with it; FromEnv warns loudly.
+const DevJWTSecret = "maoga-development-secret-do-not-use-in-production"
+
+// Config is the server configuration. FromEnv reads it from these environment variables:
+//
+//	PORT              8080          HTTP port for REST, /socket.io/, health and metrics (one port)
+//	HOST              (all)         interface to listen on, e.g. 127.0.0.1
+//	MONGODB_URI       (empty)       MongoDB connection string; empty starts the embedded FerretDB (SQLite)
+//	MONGODB_DATABASE  maoga         database name
+//	DATA_DIR          ./data        embedded store directory (only without MONGODB_URI)
+//	REDIS_URL         (empty)       redis://host:6379/0; when set this process is a cluster node: Redis
+//	                                Socket.IO adapter, event bus, presence and matchmaking lease
+//	                                (deploy/README-cluster.md); /readyz also checks Redis
+//	JWT_SECRET        (dev default) HS256 secret shared by REST and the socket handshake; the default is
+//	                                public, a loud warning is logged
+//	JWT_TTL           15m           access token lifetime (Go duration)
+//	REFRESH_TTL       720h          refresh token lifetime
+//	BCRYPT_COST       10            bcrypt cost (4..31); lower only in tests
+//	CORS_ORIGINS      *             comma-separated origins allowed for REST and Socket.IO polling;
+//	                                "*" any, "none" disables CORS headers
+//	BODY_LIMIT        65536         max REST request body in bytes (413 past it)
+//	LOG_LEVEL         info          debug | info | warn | error
+//	LOG_FORMAT        text          text | json
+//	SMTP_URL          (empty)       smtp://user:pass@host:587 (smtps:// for TLS) for email notifications;
+//	                                empty: the email channel is marked failed, never "sent"
+//	SMTP_FROM         maoga@localhost  sender address of notification mail
+//	PUSH_WEBHOOK_URL  (empty)       http(s) URL push notifications are POSTed to; empty: push marked failed
+//	PING_INTERVAL     25s           Engine.IO heartbeat interval
+//	PING_TIMEOUT      20s           Engine.IO heartbeat timeout
+//	MAX_PAYLOAD       1000000       Engine.IO max message size in bytes
+//	SHUTDOWN_TIMEOUT  10s           bound on graceful shutdown after SIGTERM/SIGINT
+//	SOCKET_EVENT_RATE 100           socket events per second per socket (token bucket); past it the
+//	                                event is refused (its ack answers RATE_LIMITED), a sustained flood
+//	                                disconnects the socket
+//	SOCKET_EVENT_BURST 200          bucket size of SOCKET_EVENT_RATE
+//	CHAT_MAX_CONTENT  2000          longest chat message in characters after trimming
+//	CHAT_MESSAGE_LIMIT 10           chat:message per user per CHAT_MESSAGE_WINDOW (past it: RATE_LIMITED)
+//	CHAT_MESSAGE_WINDOW 10s
+//	CHAT_TYPING_LIMIT 20            chat:typing per user per CHAT_TYPING_WINDOW
+//	CHAT_TYPING_WINDOW 10s
+//	CHAT_MAX_JOINED   50            chat rooms one connection may be in at once (past it: JOIN_ERROR)
+//	MATCH_TICK        1s            matchmaking round interval
+//	MATCH_STATUS_INTERVAL 5s        matchmaking:status to subscribers at least this often (and on change)
+//	MATCH_MAX_SEARCH  3m            a request still searching after this expires (matchmaking:expired)
+//	MATCH_RELAXATION  0s:100,10s:200,20s:400,40s:800,60s:*
+//	                                skill window by search time; "*": any skill, criteria ignored
+//	MATCH_REGIONS     (any)         comma-separated allowed regions; empty: any id of a-z, 0-9 and '-'
+type Config struct {
+	Host            string
+	Port            int
+	MongoURI        string
+	MongoDatabase   string
+	DataDir         string
+	RedisURL        string
+	JWTSecret       string
+	JWTTTL          time.Duration
+	RefreshTTL      time.Duration
+	BcryptCost      int
+	CORSOrigins     []string
+	BodyLimit       int64
+	LogLevel        slog.Level
+	LogFormat       string
+	SMTPURL         string
+	SMTPFrom        string
+	PushWebhookURL  string
+	PingInterval    time.Duration
+	PingTimeout     time.Duration
+	MaxPayload      int
+	ShutdownTimeout time.Duration
+	EventRate       int
+	EventBurst      int
+
+	// Chat (services/chat, handlers/socket/chat.go).
+	ChatMaxContent    int
+	ChatMessageLimit  int
+	ChatMessageWindow time.Duration
+	ChatTypingLimit   int
+	ChatTypingWindow  time.Duration
+	ChatMaxJoined     int
+	// Matchmaking (services/matchmaking; matchmaking helper).
+	MatchTick           time.Duration
+	MatchStatusInterval time.Duration
+	MatchMaxSearch      time.Duration
+	MatchLevels         []matchmaking.Level
+	MatchRegions        []string
+
+	// UsingDevSecret is set by FromEnv when JWT_SECRET was empty.
+	UsingDevSecret bool
+}
+
+// Defaults returns the configuration with every default filled in.
+func Defaults() Config {
+	return Config{
+		Port: 8080, MongoDatabase: "maoga", DataDir: "./data", JWTSecret: DevJWTSecret, UsingDevSecret: true,
+		JWTTTL: 15 * time.Minute, RefreshTTL: 720 * time.Hour, BcryptCost: 10, CORSOrigins: []string{"*"},
+		BodyLimit: 64 << 10, LogLevel: slog.LevelInfo, LogFormat: "text", SMTPFrom: "maoga@localhost",
+		PingInterval: 25 * time.Second, PingTimeout: 20 * time.Second, MaxPayload: 1_000_000,
+		ShutdownTimeout: 10 * time.Second, EventRate: 100, EventBurst: 200,
+		// Chat.
+		ChatMaxContent: 2000, ChatMessageLimit: 10, ChatMessageWindow: 10 * time.Second,
+		ChatTypingLimit: 20, ChatTypingWindow: 10 * time.Second, ChatMaxJoined: 50,
+		// Matchmaking.
+		MatchTick: time.Second, MatchStatusInterval: 5 * time.Second, MatchMaxSearch: 3 * time.Minute,
+		MatchLevels: append([]matchmaking.Level(nil), matchmaking.DefaultLevels...),
+	}
+}
+
+// FromEnv reads the configuration; getenv is os.Getenv in main (tests pass a map lookup).
+// Every malformed value is reported, not silently replaced by its default.
+func FromEnv(getenv func(string) string) (Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	c := Defaults()
+	var problems []error
+	str := func(key string, dst *string) {
+		if v := strings.TrimSpace(getenv(key)); v != "" {
+			*dst = v
+		}
+	}
+	num := func(key string, dst *int, min, max int) {
+		v := strings.TrimSpace(getenv(key))
+		if v == "" {
+			return
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < min || n > max {
+			problems = append(problems, fmt.Errorf("%s=%q: want an integer in [%d, %d]", key, v, min, max))
+			return
+		}
+		*dst = n
+	}
+	dur := func(key string, dst *time.Duration) {
+		v := strings.TrimSpace(getenv(key))
+		if v == "" {
+			return
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			problems = append(problems, fmt.Errorf("%s=%q: want a positive duration like 15m", key, v))
+			return
+		}
+		*dst = d
+	}
+	str("HOST", &c.Host)
+	num("PORT", &c.Port, 0, 65535)
+	str("MONGODB_URI", &c.MongoURI)
+	str("MONGODB_DATABASE", &c.MongoDatabase)
+	str("DATA_DIR", &c.DataDir)
+	str("REDIS_URL", &c.RedisURL)
+	if v := getenv("JWT_SECRET"); v != "" {
+		c.JWTSecret, c.UsingDevSecret = v, false
+	}
+	dur("JWT_TTL", &c.JWTTTL)
+	dur("REFRESH_TTL", &c.RefreshTTL)
+	num("BCRYPT_COST", &c.BcryptCost, 4, 31)
+	if v := strings.TrimSpace(getenv("CORS_ORIGINS")); v != "" {
+		c.CORSOrigins = nil
+		if v != "none" {
+			for _, o := range strings.Split(v, ",") {
+				if o = strings.TrimSpace(o); o != "" {
+					c.CORSOrigins = append(c.CORSOrigins, o)
+				}
+			}
+		}
+	}
+	var limit int
+	num("BODY_LIMIT", &limit, 1024, 64<<20)
+	if limit > 0 {
+		c.BodyLimit = int64(limit)
+	}
+	if v := strings.TrimSpace(getenv("LOG_LEVEL")); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			problems = append(problems, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", v))
+		}
+	}
+	if v := strings.TrimSpace(getenv("LOG_FORMAT")); v != "" {
+		if v != "text" && v != "json" {
+			problems = append(problems, fmt.Errorf("LOG_FORMAT=%q: want text or json", v))
+		} else {
+			c.LogFormat = v
+		}
+	}
+	str("SMTP_URL", &c.SMTPURL)
+	str("SMTP_FROM", &c.SMTPFrom)
+	str("PUSH_WEBHOOK_URL", &c.PushWebhookURL)
+	dur("PING_INTERVAL", &c.PingInterval)
+	dur("PING_TIMEOUT", &c.PingTimeout)
+	num("MAX_PAYLOAD", &c.MaxPayload, 1024, 100<<20)
+	dur("SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+	num("SOCKET_EVENT_RATE", &c.EventRate, 1, 1_000_000)
+	num("SOCKET_EVENT_BURST", &c.EventBurst, 1, 1_000_000)
+	// Chat.
+	num("CHAT_MAX_CONTENT", &c.ChatMaxContent, 1, 100_000)
+	num("CHAT_MESSAGE_LIMIT", &c.ChatMessageLimit, 1, 1_000_000)
+	dur("CHAT_MESSAGE_WINDOW", &c.ChatMessageWindow)
+	num("CHAT_TYPING_LIMIT", &c.ChatTypingLimit, 1, 1_000_000)
+	dur("CHAT_TYPING_WINDOW", &c.ChatTypingWindow)
+	num("CHAT_MAX_JOINED", &c.ChatMaxJoined, 1, 10_000)
+	// Matchmaking.
+	dur("MATCH_TICK", &c.MatchTick)
+	dur("MATCH_STATUS_INTERVAL", &c.MatchStatusInterval)
+	dur("MATCH_MAX_SEARCH", &c.MatchMaxSearch)
+	if v := strings.TrimSpace(getenv("MATCH_RELAXATION")); v != "" {
+		if l, err := matchmaking.ParseLevels(v); err != nil {
+			problems = append(problems, fmt.Errorf("MATCH_RELAXATION=%q: %w", v, err))
+		} else {
+			c.MatchLevels = l
+		}
+	}
+	if v := strings.TrimSpace(getenv("MATCH_REGIONS")); v != "" {
+		c.MatchRegions = nil
+		for _, r := range strings.Split(v, ",") {
+			if r = strings.ToLower(strings.TrimSpace(r)); r != "" {
+				c.MatchRegions = append(c.MatchRegions, r)
+			}
+		}
+		if err := (matchmaking.Config{Regions: c.MatchRegions}).Validate(); err != nil {
+			problems = append(problems, fmt.Errorf("MATCH_REGIONS=%q: %w", v, err))
+		}
+	}
+	if len(c.JWTSecret) < 16 && !c.UsingDevSecret {
+		problems = append(problems, errors.New("JWT_SECRET: use at least 16 characters"))
+	}
+	return c, errors.Join(problems...)
+}
+
+// Addr is the listen address.
+func (c Config) Addr() string { return fmt.Sprintf("%s:%d", c.Host, c.Port) }
+
+// NewLogger builds the slog logger of LOG_LEVEL and LOG_FORMAT on stderr.
+func (c Config) NewLogger() *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

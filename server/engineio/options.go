@@ -1,0 +1,133 @@
+package engineio
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Transport names as they appear in the "transport" query parameter.
+const (
+	TransportPolling   = "polling"
+	TransportWebSocket = "websocket"
+)
+
+// Options configures a Server. Zero values take the defaults of Node's engine.io
+// (except Path, which Node derives from its attach options).
+type Options struct {
+	Path              string        // default "/engine.io/"
+	PingInterval      time.Duration // default 25s
+	PingTimeout       time.Duration // default 20s
+	UpgradeTimeout    time.Duration // default 10s
+	MaxPayload        int           // bytes, default 1_000_000
+	Transports        []string      // default {"polling", "websocket"}
+	DisableUpgrades   bool
+	AllowRequest      func(r *http.Request) error // error → 403 {"code":4,"message":err.Error()}
+	CORS              *CORSOptions                // nil = no CORS headers
+	PerMessageDeflate *DeflateOptions             // nil = off
+	Cookie            *CookieOptions              // nil = no sticky cookie
+	MaxQueuedPackets  int                         // per-connection outgoing bound (default 1024)
+	// WriteTimeout bounds every websocket write batch and every polling response
+	// (default 10s). A client that does not read within it is closed ("transport error").
+	WriteTimeout time.Duration
+	// Limits bound connections and handshakes per client address (see Limits;
+	// defaults 100 sessions, 20 handshakes/s burst 40, loopback not limited).
+	Limits Limits
+	Logger *slog.Logger
+}
+
+// CORSOptions mirrors the subset of the `cors` package options that engine.io users set.
+type CORSOptions struct {
+	// Origins allowed; "*" allows any origin. With Credentials, "*" reflects the
+	// request Origin (browsers refuse "*" with credentials).
+	Origins []string
+	// AllowOrigin, if set, decides instead of Origins.
+	AllowOrigin    func(origin string) bool
+	Credentials    bool
+	AllowedHeaders []string // preflight: default reflects Access-Control-Request-Headers
+	ExposedHeaders []string
+	MaxAge         time.Duration // preflight cache, 0 = header not sent
+}
+
+// DeflateOptions enables permessage-deflate on websocket connections. Both sides
+// are negotiated without context takeover, so no compressor state is kept per
+// connection between messages (memory stays flat for idle clients).
+type DeflateOptions struct {
+	Threshold int // messages shorter than this are sent uncompressed (default 1024, as Node)
+	Level     int // compress/flate level (default flate.BestSpeed)
+}
+
+// CookieOptions sets a sticky-session cookie holding the sid on the handshake
+// response, like Node's `cookie` option.
+type CookieOptions struct {
+	Name     string // default "io"
+	Path     string // default "/"
+	Domain   string
+	MaxAge   time.Duration // 0 = session cookie
+	HTTPOnly bool
+	Secure   bool
+	SameSite http.SameSite // default Lax
+}
+
+func (o Options) withDefaults() Options {
+	if o.Path == "" {
+		o.Path = "/engine.io/"
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = 25 * time.Second
+	}
+	if o.PingTimeout <= 0 {
+		o.PingTimeout = 20 * time.Second
+	}
+	if o.UpgradeTimeout <= 0 {
+		o.UpgradeTimeout = 10 * time.Second
+	}
+	if o.MaxPayload <= 0 {
+		o.MaxPayload = 1_000_000
+	}
+	if len(o.Transports) == 0 {
+		o.Transports = []string{TransportPolling, TransportWebSocket}
+	}
+	if o.MaxQueuedPackets <= 0 {
+		o.MaxQueuedPackets = 1024
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if d := o.PerMessageDeflate; d != nil {
+		c := *d
+		if c.Threshold <= 0 {
+			c.Threshold = 1024
+		}
+		if c.Level == 0 {
+			c.Level = 1 // flate.BestSpeed
+		}
+		o.PerMessageDeflate = &c
+	}
+	if ck := o.Cookie; ck != nil {
+		c := *ck
+		if c.Name == "" {
+			c.Name = "io"
+		}
+		if c.Path == "" {
+			c.Path = "/"
+		}
+		if c.SameSite == 0 {
+			c.SameSite = http.SameSiteLaxMode
+		}
+		o.Cookie = &c
+	}
+	return o
+}
+
+func (o *Options) allows(transport string) bool {
+	for _, t := range o.Transports {
+		if t == transport {
+			return true
+		}
+	}
+	return false
+}

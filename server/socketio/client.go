@@ -1,0 +1,253 @@
+package socketio
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/maoga/maoga/adapter"
+	"github.com/maoga/maoga/server/engineio"
+	"github.com/maoga/maoga/server/parser"
+)
+
+// client is one engine.io connection, multiplexing sockets of several namespaces.
+type client struct {
+	srv  *Server
+	conn *engineio.Conn
+	dec  parser.Decoder // used only by OnMessage, which the engine never calls concurrently
+
+	mu         sync.Mutex
+	sockets    map[string]*Socket // namespace name → connected socket
+	connecting map[string]bool    // namespaces with a CONNECT in progress
+	timer      *time.Timer        // connect timeout; nil once a namespace is joined
+	closed     bool
+}
+
+func (s *Server) onEngineConnection(c *engineio.Conn) {
+	cl := &client{srv: s, conn: c}
+	c.SetHandler(cl)
+	cl.mu.Lock()
+	cl.timer = time.AfterFunc(s.opts.ConnectTimeout, cl.onConnectTimeout)
+	cl.mu.Unlock()
+}
+
+func (c *client) onConnectTimeout() {
+	c.mu.Lock()
+	idle := !c.closed && len(c.sockets) == 0
+	c.mu.Unlock()
+	if idle {
+		c.conn.Close("forced close")
+	}
+}
+
+// send queues an encoded packet on the engine connection.
+func (c *client) send(enc *adapter.Encoded, volatile bool) {
+	if len(enc.Attachments) == 0 {
+		// The common case without a slice allocation per receiver.
+		if volatile {
+			c.conn.SendVolatile(engineio.Message{Data: enc.Text})
+		} else {
+			_ = c.conn.Send(engineio.Message{Data: enc.Text})
+		}
+		return
+	}
+	msgs := make([]engineio.Message, 1+len(enc.Attachments))
+	msgs[0] = engineio.Message{Data: enc.Text}
+	for i, a := range enc.Attachments {
+		msgs[i+1] = engineio.Message{Data: a, Binary: true}
+	}
+	if volatile {
+		c.conn.SendVolatile(msgs...)
+		return
+	}
+	// A failed Send means the connection is closing or overflowed: the engine closes it and OnClose
+	// tells every socket, so there is nothing more to do here.
+	_ = c.conn.Send(msgs...)
+}
+
+func (c *client) sendPacket(p *parser.Packet) {
+	c.send(adapter.Encode(p), false)
+}
+
+// OnMessage implements engineio.Handler.
+func (c *client) OnMessage(_ *engineio.Conn, data []byte, binary bool) {
+	p, err := c.dec.Add(data, binary)
+	if err != nil {
+		c.srv.log.Debug("socketio: invalid packet", "conn", c.conn.ID(), "err", err)
+		c.conn.Close("parse error")
+		return
+	}
+	if p == nil {
+		return // waiting for attachments
+	}
+	c.dispatch(p)
+}
+
+func (c *client) dispatch(p *parser.Packet) {
+	c.mu.Lock()
+	sock := c.sockets[p.Nsp]
+	pending := c.connecting[p.Nsp]
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return
+	}
+	switch {
+	case p.Type == parser.Connect && sock == nil:
+		if pending {
+			return // a second CONNECT while the first runs its middlewares: the first answers
+		}
+		if !c.admitNamespace(p.Nsp) {
+			return // over Limits.MaxNamespacesPerClient (limits.go)
+		}
+		auth := p.Data
+		if len(bytes.TrimSpace(auth)) == 0 {
+			auth = json.RawMessage("{}")
+		} else if t := bytes.TrimSpace(auth); t[0] != '{' {
+			c.conn.Close("parse error")
+			return
+		}
+		c.mu.Lock()
+		if c.connecting == nil {
+			c.connecting = make(map[string]bool)
+		}
+		c.connecting[p.Nsp] = true
+		c.mu.Unlock()
+		go c.connect(p.Nsp, append(json.RawMessage(nil), auth...))
+	case sock != nil && p.Type != parser.Connect && p.Type != parser.ConnectError:
+		sock.onPacket(p)
+	default:
+		// Node: "invalid state" (a packet for a namespace not joined, a second CONNECT, a CONNECT_ERROR).
+		c.srv.log.Debug("socketio: packet in invalid state", "conn", c.conn.ID(), "nsp", p.Nsp, "type", p.Type)
+		c.conn.Close("forced close")
+	}
+}
+
+// connect runs the CONNECT of one namespace: lookup, recovery, middlewares, then the connection.
+func (c *client) connect(name string, auth json.RawMessage) {
+	defer func() {
+		c.mu.Lock()
+		delete(c.connecting, name)
+		if len(c.connecting) == 0 {
+			c.connecting = nil
+		}
+		c.mu.Unlock()
+	}()
+	c.srv.mu.RLock()
+	closing := c.srv.closing
+	c.srv.mu.RUnlock()
+	if closing {
+		return // Close is disconnecting everyone; the engine closes this connection too
+	}
+	nsp := c.srv.lookup(name, auth)
+	if nsp == nil {
+		c.sendConnectError(name, "Invalid namespace", nil)
+		return
+	}
+	var session *adapter.Session
+	if nsp.recovery() > 0 {
+		var creds struct {
+			PID    *string `json:"pid"`
+			Offset *string `json:"offset"`
+		}
+		if json.Unmarshal(auth, &creds) == nil && creds.PID != nil && creds.Offset != nil {
+			var err error
+			session, err = nsp.adapter.RestoreSession(*creds.PID, *creds.Offset)
+			if err != nil {
+				c.srv.log.Warn("socketio: restoring session", "nsp", name, "err", err)
+				session = nil
+			}
+		}
+	}
+	sock := newSocket(nsp, c, auth, session)
+	skip := session != nil && c.srv.opts.ConnectionStateRecovery != nil && !c.srv.opts.ConnectionStateRecovery.RunMiddlewares
+	if !skip {
+		if err := nsp.runMiddlewares(sock); err != nil {
+			var ce *ConnectError
+			if errors.As(err, &ce) {
+				c.sendConnectError(name, ce.Message, ce.Data)
+			} else {
+				c.sendConnectError(name, err.Error(), nil)
+			}
+			return
+		}
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if c.sockets == nil {
+		c.sockets = make(map[string]*Socket, 1)
+	}
+	c.sockets[name] = sock
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	c.mu.Unlock()
+	nsp.connect(sock, session)
+}
+
+func (c *client) sendConnectError(nsp, message string, data any) {
+	payload := struct {
+		Message string `json:"message"`
+		Data    any    `json:"data,omitempty"`
+	}{message, data}
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		c.srv.log.Error("socketio: marshal connect error data", "nsp", nsp, "err", err)
+		raw, _ = json.Marshal(struct {
+			Message string `json:"message"`
+		}{message})
+	}
+	c.sendPacket(&parser.Packet{Type: parser.ConnectError, Nsp: nsp, ID: parser.NoID, Data: raw})
+}
+
+// remove forgets a socket that left its namespace; the engine connection stays open.
+func (c *client) remove(s *Socket) {
+	c.mu.Lock()
+	if c.sockets[s.nsp.name] == s {
+		delete(c.sockets, s.nsp.name)
+	}
+	c.mu.Unlock()
+}
+
+// OnClose implements engineio.Handler.
+func (c *client) OnClose(_ *engineio.Conn, reason string, _ error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	socks := make([]*Socket, 0, len(c.sockets))
+	for _, s := range c.sockets {
+		socks = append(socks, s)
+	}
+	c.mu.Unlock()
+	for _, s := range socks {
+		s.onClose(reason)
+	}
+}
+
+// disconnectAll is Socket.Disconnect(true): every socket of the connection leaves its namespace
+// ("server namespace disconnect"), then the engine connection closes.
+func (c *client) disconnectAll() {
+	c.mu.Lock()
+	socks := make([]*Socket, 0, len(c.sockets))
+	for _, s := range c.sockets {
+		socks = append(socks, s)
+	}
+	c.mu.Unlock()
+	for _, s := range socks {
+		s.disconnect(false)
+	}
+	c.conn.Close("forced close")
+}

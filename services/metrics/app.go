@@ -1,0 +1,38 @@
+package metrics
+
+// App is the set of application metrics. The REST layer feeds HTTP*, the socket layer feeds
+// Sockets* / Events* / HandlerSeconds, and both count error codes in Errors.
+type App struct {
+	Registry *Registry
+
+	// SocketsConnected: currently connected Socket.IO sockets (Inc on connect, Dec on disconnect).
+	SocketsConnected *GaugeVec
+	// EventsIn / EventsOut: Socket.IO events by name. Use the event names of EVENTS.md; map anything
+	// a client invents to "unknown" before counting. The app counts EventsIn for every handled client
+	// event and EventsOut for every event the services emit to rooms through realtime.Emitter (direct
+	// per-socket replies of handlers are not counted).
+	EventsIn  *CounterVec
+	EventsOut *CounterVec
+	// HandlerSeconds: time a socket event handler took, by event name.
+	HandlerSeconds *HistogramVec
+	// Errors: coded errors answered to clients, by code and origin ("rest" or "socket").
+	Errors *CounterVec
+	// HTTPRequests / HTTPSeconds: REST requests by method, route pattern and status.
+	HTTPRequests *CounterVec
+	HTTPSeconds  *HistogramVec
+}
+
+// NewApp registers the application metrics in a fresh registry.
+func NewApp() *App {
+	r := NewRegistry()
+	return &App{
+		Registry:         r,
+		SocketsConnected: r.Gauge("maoga_sockets_connected", "Socket.IO sockets currently connected."),
+		EventsIn:         r.Counter("maoga_socket_events_in_total", "Socket.IO events received, by event name.", "event"),
+		EventsOut:        r.Counter("maoga_socket_events_out_total", "Socket.IO events sent, by event name.", "event"),
+		HandlerSeconds:   r.Histogram("maoga_socket_handler_duration_seconds", "Socket.IO event handler latency.", nil, "event"),
+		Errors:           r.Counter("maoga_errors_total", "Coded errors answered to clients, by code and origin.", "code", "origin"),
+		HTTPRequests:     r.Counter("maoga_http_requests_total", "REST requests by method, route and status.", "method", "route", "status"),
+		HTTPSeconds:      r.Histogram("maoga_http_request_duration_seconds", "REST request latency by method and route.", nil, "method", "route"),
+	}
+}

@@ -1,0 +1,118 @@
+package notifications
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/maoga/maoga/models"
+	"github.com/maoga/maoga/services/events"
+)
+
+// Notification types created from internal events.
+const (
+	TypeWelcome          = "welcome"
+	TypeFriendRequest    = "friend_request"
+	TypeFriendAccepted   = "friend_accepted"
+	defaultUserName      = "Someone"
+	welcomeTitle         = "Welcome to Maoga"
+	friendRequestTitle   = "New friend request"
+	friendAcceptedTitle  = "Friend request accepted"
+	handlerWelcome       = "notifications.welcome"
+	handlerFriendRequest = "notifications.friend-request"
+	handlerFriendAccept  = "notifications.friend-accepted"
+)
+
+// Subscribe makes the service react to internal events:
+// user.registered → welcome notification; friendship.requested → a
+// notification for the addressee; friendship.accepted → one for the
+// requester. The effect (a stored notification) is global, so the handlers
+// are ClusterOnce. The returned func unsubscribes them all.
+func (s *Service) Subscribe(bus events.Bus) (unsubscribe func()) {
+	offs := []func(){
+		bus.Subscribe(events.UserRegistered, events.Handler{
+			Name: handlerWelcome, Scope: events.ClusterOnce, Handle: s.onUserRegistered}),
+		bus.Subscribe(events.FriendshipRequested, events.Handler{
+			Name: handlerFriendRequest, Scope: events.ClusterOnce, Handle: s.onFriendshipRequested}),
+		bus.Subscribe(events.FriendshipAccepted, events.Handler{
+			Name: handlerFriendAccept, Scope: events.ClusterOnce, Handle: s.onFriendshipAccepted}),
+	}
+	return func() {
+		for _, off := range offs {
+			off()
+		}
+	}
+}
+
+func (s *Service) onUserRegistered(ctx context.Context, e events.Event) error {
+	var d events.UserRegisteredData
+	if err := e.Decode(&d); err != nil {
+		return err
+	}
+	name := d.DisplayName
+	if name == "" {
+		name = d.Username
+	}
+	if name == "" {
+		name = "there"
+	}
+	_, err := s.Create(ctx, Draft{
+		UserID:  d.UserID,
+		Type:    TypeWelcome,
+		Title:   welcomeTitle,
+		Message: fmt.Sprintf("Hi %s, welcome to Maoga! Add friends to see when they are online and play together.", name),
+	})
+	return err
+}
+
+func (s *Service) onFriendshipRequested(ctx context.Context, e events.Event) error {
+	var d events.FriendshipData
+	if err := e.Decode(&d); err != nil {
+		return err
+	}
+	name := d.RequesterName
+	if name == "" {
+		name = s.nameOf(ctx, d.RequesterID)
+	}
+	_, err := s.Create(ctx, Draft{
+		UserID:  d.AddresseeID,
+		Type:    TypeFriendRequest,
+		Title:   friendRequestTitle,
+		Message: name + " sent you a friend request.",
+		Data:    map[string]any{"friendshipId": d.FriendshipID, "requesterId": d.RequesterID},
+	})
+	return err
+}
+
+func (s *Service) onFriendshipAccepted(ctx context.Context, e events.Event) error {
+	var d events.FriendshipData
+	if err := e.Decode(&d); err != nil {
+		return err
+	}
+	name := d.AddresseeName
+	if name == "" {
+		name = s.nameOf(ctx, d.AddresseeID)
+	}
+	_, err := s.Create(ctx, Draft{
+		UserID:  d.RequesterID,
+		Type:    TypeFriendAccepted,
+		Title:   friendAcceptedTitle,
+		Message: name + " accepted your friend request.",
+		Data:    map[string]any{"friendshipId": d.FriendshipID, "userId": d.AddresseeID},
+	})
+	return err
+}
+
+// nameOf looks a user's name up for a message; a failed lookup still lets
+// the notification go out with a neutral name (the lookup error is logged).
+func (s *Service) nameOf(ctx context.Context, userID string) string {
+	id, ok := models.ParseID(userID)
+	if !ok {
+		return defaultUserName
+	}
+	u, err := s.users.ByID(ctx, id)
+	if err != nil {
+		s.log.Warn("looking up a name for a notification failed", "userId", userID, "err", err)
+		return defaultUserName
+	}
+	return u.Name()
+}

@@ -1,0 +1,305 @@
+// Package users serves profiles: the caller's own account (me), edits of it, and other users' public
+// profiles with their live presence status. It also stores what presence learns (lastActive) and
+// announces a login to the user's friends.
+package users
+
+import (
+	"context"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/maoga/maoga/models"
+	"github.com/maoga/maoga/services/auth"
+	"github.com/maoga/maoga/services/errs"
+	"github.com/maoga/maoga/services/events"
+	"github.com/maoga/maoga/services/realtime"
+)
+
+// StatusLookup is the read half of presence.Service.
+type StatusLookup interface {
+	Status(ctx context.Context, userID string) (string, error)
+	Statuses(ctx context.Context, userIDs []string) (map[string]string, error)
+}
+
+// FriendLister lists a user's accepted friends (friends.Service).
+type FriendLister interface {
+	FriendIDs(ctx context.Context, userID string) ([]string, error)
+}
+
+// Options wires the service. Store is required; the others may be nil (then the feature is off:
+// no status → "offline", no emitter → login is not announced).
+type Options struct {
+	Store    *models.Store
+	Presence StatusLookup
+	Friends  FriendLister
+	Emitter  realtime.Emitter
+	Events   events.Publisher
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+// Service is the users service.
+type Service struct {
+	users *models.Users
+	o     Options
+}
+
+// New builds the service.
+func New(o Options) *Service {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Service{users: models.NewUsers(o.Store), o: o}
+}
+
+// SetPresence/SetFriends/SetEmitter complete the wiring where the dependencies are built later.
+func (s *Service) SetPresence(p StatusLookup)    { s.o.Presence = p }
+func (s *Service) SetFriends(f FriendLister)     { s.o.Friends = f }
+func (s *Service) SetEmitter(e realtime.Emitter) { s.o.Emitter = e }
+
+// View is the caller's own account as JSON (never the password hash).
+type View struct {
+	ID            string  `json:"id"`
+	Username      string  `json:"username"`
+	Email         string  `json:"email"`
+	DisplayName   string  `json:"displayName"`
+	Bio           string  `json:"bio"`
+	AvatarURL     string  `json:"avatarUrl"`
+	AccountStatus string  `json:"accountStatus"`
+	Status        string  `json:"status"`
+	LastActive    *string `json:"lastActive"`
+	CreatedAt     string  `json:"createdAt"`
+	UpdatedAt     string  `json:"updatedAt"`
+}
+
+// PublicView is what other users see.
+type PublicView struct {
+	ID          string  `json:"id"`
+	Username    string  `json:"username"`
+	DisplayName string  `json:"displayName"`
+	Bio         string  `json:"bio"`
+	AvatarURL   string  `json:"avatarUrl"`
+	Status      string  `json:"status"`
+	LastActive  *string `json:"lastActive"`
+	CreatedAt   string  `json:"createdAt"`
+}
+
+// NewView renders u for its owner.
+func NewView(u *models.User) View {
+	return View{ID: u.ID.Hex(), Username: u.Username, Email: u.Email, DisplayName: u.DisplayName, Bio: u.Bio,
+		AvatarURL: u.AvatarURL, AccountStatus: u.AccountStatus, Status: u.Status, LastActive: isoPtr(u.LastActive),
+		CreatedAt: realtime.ISOTime(u.CreatedAt), UpdatedAt: realtime.ISOTime(u.UpdatedAt)}
+}
+
+// NewPublicView renders u for others with its live status.
+func NewPublicView(u *models.User, status string) PublicView {
+	return PublicView{ID: u.ID.Hex(), Username: u.Username, DisplayName: u.DisplayName, Bio: u.Bio,
+		AvatarURL: u.AvatarURL, Status: status, LastActive: isoPtr(u.LastActive), CreatedAt: realtime.ISOTime(u.CreatedAt)}
+}
+
+func isoPtr(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := realtime.ISOTime(*t)
+	return &s
+}
+
+// parseUserID turns a path/body id into an ObjectID; a malformed id names no user.
+func parseUserID(id string) (bson.ObjectID, error) {
+	oid, ok := models.ParseID(id)
+	if !ok {
+		return oid, errs.NotFound("user not found")
+	}
+	return oid, nil
+}
+
+// Me is the caller's account.
+func (s *Service) Me(ctx context.Context, userID string) (*models.User, error) {
+	oid, err := parseUserID(userID)
+	if err != nil {
+		return nil, err
+	}
+	return s.users.ByID(ctx, oid)
+}
+
+// Get loads any user (NOT_FOUND for a malformed or unknown id).
+func (s *Service) Get(ctx context.Context, userID string) (*models.User, error) {
+	return s.Me(ctx, userID)
+}
+
+// Patch is the PATCH /api/users/me body; nil fields are left alone. Empty bio/avatarUrl clear them.
+type Patch struct {
+	DisplayName *string
+	Bio         *string
+	AvatarURL   *string
+}
+
+// Limits of the profile fields.
+const (
+	BioMax       = 500
+	AvatarURLMax = 2048
+)
+
+// UpdateMe validates and applies p, then publishes user.profile.updated.
+func (s *Service) UpdateMe(ctx context.Context, userID string, p Patch) (*models.User, error) {
+	oid, err := parseUserID(userID)
+	if err != nil {
+		return nil, err
+	}
+	fields := map[string]string{}
+	set := bson.M{}
+	if p.DisplayName != nil {
+		v := strings.TrimSpace(*p.DisplayName)
+		if msg := auth.ValidateDisplayName(v); msg != "" {
+			fields["displayName"] = msg
+		}
+		set["displayName"] = v
+	}
+	if p.Bio != nil {
+		v := strings.TrimSpace(*p.Bio)
+		if utf8.RuneCountInString(v) > BioMax {
+			fields["bio"] = "must be at most 500 characters"
+		}
+		set["bio"] = v
+	}
+	if p.AvatarURL != nil {
+		v := strings.TrimSpace(*p.AvatarURL)
+		if v != "" {
+			u, err := url.Parse(v)
+			switch {
+			case len(v) > AvatarURLMax:
+				fields["avatarUrl"] = "must be at most 2048 characters"
+			case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+				fields["avatarUrl"] = "must be an http(s) URL"
+			}
+		}
+		set["avatarUrl"] = v
+	}
+	if len(fields) > 0 {
+		return nil, errs.Validation("invalid profile", fields)
+	}
+	if len(set) == 0 {
+		return s.users.ByID(ctx, oid)
+	}
+	u, err := s.users.Update(ctx, oid, set)
+	if err != nil {
+		return nil, err
+	}
+	if s.o.Events != nil {
+		changed := make([]string, 0, len(set))
+		for k := range set {
+			changed = append(changed, k)
+		}
+		e, err := events.New(events.UserProfileUpdated, map[string]any{"userId": u.ID.Hex(), "fields": changed})
+		if err == nil {
+			err = s.o.Events.Publish(ctx, e)
+		}
+		if err != nil {
+			s.o.Logger.Error("publish event failed", "event", events.UserProfileUpdated, "err", err)
+		}
+	}
+	return u, nil
+}
+
+// Status is the user's live presence status ("offline" without a presence service).
+func (s *Service) Status(ctx context.Context, userID string) (string, error) {
+	if s.o.Presence == nil {
+		return models.StatusOffline, nil
+	}
+	st, err := s.o.Presence.Status(ctx, userID)
+	if err != nil {
+		return "", errs.Internal(err)
+	}
+	return st, nil
+}
+
+// Statuses is Status for many users.
+func (s *Service) Statuses(ctx context.Context, userIDs []string) (map[string]string, error) {
+	out := make(map[string]string, len(userIDs))
+	if s.o.Presence == nil {
+		for _, id := range userIDs {
+			out[id] = models.StatusOffline
+		}
+		return out, nil
+	}
+	m, err := s.o.Presence.Statuses(ctx, userIDs)
+	if err != nil {
+		return nil, errs.Internal(err)
+	}
+	for _, id := range userIDs {
+		if st, ok := m[id]; ok && st != "" {
+			out[id] = st
+		} else {
+			out[id] = models.StatusOffline
+		}
+	}
+	return out, nil
+}
+
+// Profile is the public profile of a user with status.
+func (s *Service) Profile(ctx context.Context, userID string) (*PublicView, error) {
+	u, err := s.Get(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.Status(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	v := NewPublicView(u, st)
+	return &v, nil
+}
+
+// SetLastActive implements presence.LastActiveSaver: the user's last socket closed at `at`.
+func (s *Service) SetLastActive(ctx context.Context, userID string, at time.Time) error {
+	oid, err := parseUserID(userID)
+	if err != nil {
+		return err
+	}
+	return s.users.SetPresence(ctx, oid, models.StatusOffline, at)
+}
+
+// UserLoggedIn implements auth.LoginHook: the documents' updateUserStatus(userId, 'online') at login.
+// A user who has no socket yet (presence says offline) is stored as online and each friend's user room
+// gets `user:status` online; a user already connected keeps the status their sockets set.
+func (s *Service) UserLoggedIn(ctx context.Context, userID string) error {
+	st, err := s.Status(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if st != models.StatusOffline {
+		return nil
+	}
+	oid, err := parseUserID(userID)
+	if err != nil {
+		return err
+	}
+	now := s.o.Now().UTC()
+	if err := s.users.SetPresence(ctx, oid, models.StatusOnline, now); err != nil {
+		return err
+	}
+	if s.o.Emitter == nil || s.o.Friends == nil {
+		return nil
+	}
+	friends, err := s.o.Friends.FriendIDs(ctx, userID)
+	if err != nil {
+		return err
+	}
+	payload := map[string]any{"userId": userID, "status": models.StatusOnline, "updatedAt": realtime.ISOTime(now)}
+	var firstErr error
+	for _, f := range friends {
+		if err := s.o.Emitter.ToRoom(realtime.UserRoom(f)).Emit("user:status", payload); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
