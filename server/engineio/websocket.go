@@ -477,8 +477,13 @@ func (wc *wsConn) closeWith(code ws.StatusCode) {
 	}
 }
 
+// closeLockWait bounds how long a close frame waits for a batch being written:
+// a healthy writer finishes in microseconds, a stuck one (slow consumer, until
+// its write deadline) must not hold the close up.
+const closeLockWait = 200 * time.Millisecond
+
 func (wc *wsConn) sendClose(code ws.StatusCode) {
-	if wc.wmu.TryLock() {
+	if lockWithin(&wc.wmu, closeLockWait) {
 		if !wc.closed {
 			wc.closed = true
 			_ = wc.conn.SetWriteDeadline(time.Now().Add(time.Second))
@@ -486,6 +491,21 @@ func (wc *wsConn) sendClose(code ws.StatusCode) {
 		}
 		wc.wmu.Unlock()
 	}
+}
+
+// lockWithin takes mu if it can within d (polling: the close path is rare).
+func lockWithin(mu *sync.Mutex, d time.Duration) bool {
+	if mu.TryLock() {
+		return true
+	}
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+		if mu.TryLock() {
+			return true
+		}
+	}
+	return false
 }
 
 // lingerClose is closeWith for the reader after a protocol error: unread
