@@ -43,7 +43,15 @@ type Config struct {
 	Logger *slog.Logger
 	// ConnectTimeout bounds start-up (embedded start, first ping, index creation); default 30s.
 	ConnectTimeout time.Duration
+	// Timeout (MONGODB_TIMEOUT) bounds every operation whose context has no deadline of its own, the
+	// wait for a reachable server (server selection) and opening a connection; default
+	// DefaultTimeout. With the database unreachable a request therefore fails after about this long
+	// (as SERVICE_UNAVAILABLE, see IsUnavailable) instead of hanging for the driver's 30 s default.
+	Timeout time.Duration
 }
+
+// DefaultTimeout is Config.Timeout when unset.
+const DefaultTimeout = 5 * time.Second
 
 // Store is an open connection to the database.
 type Store struct {
@@ -52,6 +60,8 @@ type Store struct {
 	uri      string
 	embedded bool
 	log      *slog.Logger
+
+	outage *outageWatch
 
 	stopFerret context.CancelFunc
 	ferretDone chan struct{}
@@ -74,17 +84,20 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = 30 * time.Second
 	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
 
-	s := &Store{uri: cfg.URI, log: cfg.Logger}
+	s := &Store{uri: cfg.URI, log: cfg.Logger, outage: newOutageWatch(cfg.Logger)}
 	if s.uri == "" {
 		if err := s.startEmbedded(ctx, cfg); err != nil {
 			return nil, err
 		}
 	}
 
-	client, err := mongo.Connect(options.Client().ApplyURI(s.uri).SetAppName("maoga"))
+	client, err := mongo.Connect(clientOptions(s.uri, cfg.Timeout, s.outage))
 	if err != nil {
 		s.stopEmbedded()
 		return nil, fmt.Errorf("models: connect: %w", err)
@@ -106,6 +119,20 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.log.Info("store ready (MongoDB)", "database", cfg.Database)
 	}
 	return s, nil
+}
+
+// clientOptions: the URI's own settings, then the fail-fast timeouts (they win over the URI's, so
+// MONGODB_TIMEOUT is the one knob) and the outage watch on the driver's deployment monitoring.
+func clientOptions(uri string, timeout time.Duration, w *outageWatch) *options.ClientOptions {
+	// Heartbeats notice an outage (and its end) without a request having to fail first; no more
+	// often than the driver's floor of 500 ms, no less often than its default of 10 s.
+	heartbeat := min(max(timeout, 500*time.Millisecond), 10*time.Second)
+	return options.Client().ApplyURI(uri).SetAppName("maoga").
+		SetTimeout(timeout).
+		SetServerSelectionTimeout(timeout).
+		SetConnectTimeout(timeout).
+		SetHeartbeatInterval(heartbeat).
+		SetServerMonitor(w.monitor())
 }
 
 // startEmbedded runs FerretDB on a free loopback port with the SQLite handler and sets s.uri.
@@ -156,6 +183,10 @@ func (s *Store) stopEmbedded() {
 	}
 }
 
+// Reachable reports whether the driver currently sees a server it can write to (false during an
+// outage; see outageWatch).
+func (s *Store) Reachable() bool { return !s.outage.isDown() }
+
 // DB is the application database.
 func (s *Store) DB() *mongo.Database { return s.db }
 
@@ -173,6 +204,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close disconnects and stops the embedded FerretDB. Safe to call more than once.
 func (s *Store) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
+		s.outage.close()
 		if s.client != nil {
 			s.closeErr = s.client.Disconnect(ctx)
 		}

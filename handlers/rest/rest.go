@@ -59,7 +59,13 @@ type Options struct {
 	// (the server is shutting down).
 	Ready    []ReadyCheck
 	Draining func() bool
+	// RetryAfter is the Retry-After header of a 503 SERVICE_UNAVAILABLE answer; default
+	// DefaultRetryAfter, whole seconds.
+	RetryAfter time.Duration
 }
+
+// DefaultRetryAfter is Options.RetryAfter when unset.
+const DefaultRetryAfter = 5 * time.Second
 
 // API is the Echo instance and the two /api groups routes are added to.
 type API struct {
@@ -78,6 +84,9 @@ func New(o Options) *API {
 	}
 	if o.BodyLimit <= 0 {
 		o.BodyLimit = DefaultBodyLimit
+	}
+	if o.RetryAfter < time.Second {
+		o.RetryAfter = DefaultRetryAfter
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -132,7 +141,14 @@ func (a *API) handleError(err error, c echo.Context) {
 	default:
 		e = errs.Internal(err)
 	}
-	if e.Status >= 500 {
+	switch {
+	case e.Code == errs.CodeServiceUnavailable:
+		// A dependency is down: its watcher logs the outage once (models: start and end); one line
+		// per request would bury everything else. Clients are told when to try again.
+		a.opts.Logger.Debug("request failed: service unavailable", "method", c.Request().Method, "route", c.Path(),
+			"requestId", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(a.opts.RetryAfter/time.Second)))
+	case e.Status >= 500:
 		a.opts.Logger.Error("request failed", "method", c.Request().Method, "route", c.Path(),
 			"requestId", c.Response().Header().Get(echo.HeaderXRequestID), "code", e.Code, "err", err)
 	}

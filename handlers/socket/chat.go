@@ -113,10 +113,11 @@ func (h *chatHandlers) announce(room, event, chatID string) {
 }
 
 // asCode turns an internal failure into the feature's error code (JOIN_ERROR, MESSAGE_ERROR) with a
-// fixed message, logging the cause once here; coded errors pass through.
+// fixed message, logging the cause once here; coded errors pass through, SERVICE_UNAVAILABLE too (the
+// store is down: the client should retry, and Fail logs it at debug level).
 func (h *chatHandlers) asCode(err error, code, message, event string) error {
-	if e := errs.From(err); e.Code != errs.CodeInternal && e.Code != errs.CodeServiceUnavailable {
-		return err
+	if e := errs.From(err); e.Code != errs.CodeInternal {
+		return e
 	}
 	h.c.Logger().Error("chat action failed", "event", event, "code", code, "err", err)
 	return errs.New(code, message)

@@ -55,10 +55,11 @@ func requireLobbyID(p *string) (string, error) {
 }
 
 // failAs keeps coded errors and turns anything else into the event's own failure code (the documents'
-// catch-all: JOIN_ERROR, READY_ERROR, KICK_ERROR), logging the cause once here.
+// catch-all: JOIN_ERROR, READY_ERROR, KICK_ERROR), logging the cause once here. SERVICE_UNAVAILABLE
+// (the store is down) keeps its code: the client should retry.
 func (h lobbyHandlers) failAs(event, code, message string, err error) error {
-	if e, ok := errs.As(err); ok && e.Code != errs.CodeInternal && e.Code != errs.CodeServiceUnavailable {
-		return err
+	if e := errs.From(err); e.Code != errs.CodeInternal {
+		return e
 	}
 	h.c.Logger().Error("lobby event failed", "event", event, "err", err)
 	return errs.New(code, message)

@@ -103,7 +103,8 @@ func decodeMatchRef(ev *socketio.Event) (string, error) {
 }
 
 // subscribeError maps the service's answer: unknown or foreign → MATCH_NOT_FOUND; a finished
-// request, or anything that went wrong → SUBSCRIPTION_ERROR (the cause of the latter is logged).
+// request, or anything that went wrong → SUBSCRIPTION_ERROR (the cause of the latter is logged);
+// SERVICE_UNAVAILABLE (store down) stays itself so that the client retries.
 func subscribeError(c *Conn, id string, err error) error {
 	e := errs.From(err)
 	switch e.Code {
@@ -111,7 +112,7 @@ func subscribeError(c *Conn, id string, err error) error {
 		return errs.New(errs.CodeMatchNotFound, "Match request not found")
 	case errs.CodeConflict:
 		return errs.New(errs.CodeSubscriptionError, "Cannot subscribe: "+e.Message)
-	case errs.CodeValidation:
+	case errs.CodeValidation, errs.CodeServiceUnavailable:
 		return e
 	}
 	c.Logger().Error("matchmaking:subscribe failed", "requestId", id, "err", err)
@@ -119,7 +120,7 @@ func subscribeError(c *Conn, id string, err error) error {
 }
 
 // cancelError: unknown or foreign → MATCH_NOT_FOUND; not searching any more, or anything that went
-// wrong → CANCEL_ERROR (the cause of the latter is logged).
+// wrong → CANCEL_ERROR (the cause of the latter is logged); SERVICE_UNAVAILABLE stays itself.
 func cancelError(c *Conn, id string, err error) error {
 	e := errs.From(err)
 	switch e.Code {
@@ -127,7 +128,7 @@ func cancelError(c *Conn, id string, err error) error {
 		return errs.New(errs.CodeMatchNotFound, "Match request not found")
 	case errs.CodeConflict:
 		return errs.New(errs.CodeCancelError, "Match request not found or already matched/cancelled: "+e.Message)
-	case errs.CodeValidation:
+	case errs.CodeValidation, errs.CodeServiceUnavailable:
 		return e
 	}
 	c.Logger().Error("matchmaking:cancel failed", "requestId", id, "err", err)

@@ -87,13 +87,18 @@ func jsonKind(k string) string {
 // Fail answers a failed action: the event `error` with {code, message} to the
 // socket and, when the client asked for an ack, {ok:false, error:{code,
 // message}}. Errors without a code are INTERNAL: their cause is logged here
-// (once) and never sent to the client.
+// (once) and never sent to the client. SERVICE_UNAVAILABLE (the store is
+// unreachable) reaches the client with its code and is logged at debug level.
 func Fail(log *slog.Logger, ev *socketio.Event, err error) {
 	e := errs.From(err)
 	body := ErrorBody{Code: e.Code, Message: e.Message}
-	if e.Code == errs.CodeInternal || e.Code == errs.CodeServiceUnavailable {
+	switch e.Code {
+	case errs.CodeServiceUnavailable:
+		// The store (or Redis) is down: its watcher logs the outage once, not every event.
+		log.Debug("socket action failed: service unavailable", "event", ev.Name(), "err", err)
+	case errs.CodeInternal:
 		log.Error("socket handler failed", "event", ev.Name(), "code", e.Code, "err", err)
-	} else {
+	default:
 		log.Debug("socket action refused", "event", ev.Name(), "code", e.Code, "message", e.Message)
 	}
 	if s := ev.Socket(); s != nil {

@@ -212,7 +212,11 @@ func (h *handlers) check(s *socketio.Socket) (string, error) {
 		return refuse("user_not_found", MsgUserNotFound)
 	}
 	if err != nil {
-		h.log.Error("socket handshake: user lookup failed", "userId", claims.UserID, "err", err)
+		if errs.IsUnavailable(err) { // the store's outage is logged once by the store
+			h.log.Debug("socket handshake refused: store unavailable", "userId", claims.UserID, "err", err)
+		} else {
+			h.log.Error("socket handshake: user lookup failed", "userId", claims.UserID, "err", err)
+		}
 		return refuse("unavailable", MsgUnavailable)
 	}
 	if u.AccountStatus != models.AccountActive {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 )
 
 // REST codes (shared/design/REST.md).
@@ -139,12 +140,62 @@ func Conflict(message string) *Error        { return New(CodeConflict, message) 
 func PayloadTooLarge(message string) *Error { return New(CodePayloadTooLarge, message) }
 func RateLimited(message string) *Error     { return New(CodeRateLimited, message) }
 
-// Internal hides cause from clients ("internal error") but keeps it for the log line.
-func Internal(cause error) *Error { return Wrap(CodeInternal, "internal error", cause) }
+// Internal hides cause from clients ("internal error") but keeps it for the log line. A cause that a
+// registered classifier recognises as "a dependency is unreachable" (RegisterUnavailable; the store
+// registers the database's) becomes SERVICE_UNAVAILABLE with MsgUnavailable instead: the client may
+// retry, and nothing about the request was wrong.
+func Internal(cause error) *Error {
+	if unreachable(cause) {
+		return Unavailable(MsgUnavailable, cause)
+	}
+	return Wrap(CodeInternal, "internal error", cause)
+}
+
+// MsgUnavailable is the client message of a SERVICE_UNAVAILABLE that Internal classified.
+const MsgUnavailable = "Service temporarily unavailable, try again shortly"
 
 // Unavailable is SERVICE_UNAVAILABLE: a dependency (store, Redis) cannot be reached right now.
 func Unavailable(message string, cause error) *Error {
 	return Wrap(CodeServiceUnavailable, message, cause)
+}
+
+var (
+	classifyMu  sync.RWMutex
+	classifiers []func(error) bool
+)
+
+// RegisterUnavailable adds a test for low-level errors that mean "a dependency cannot be reached right
+// now" (models registers the database driver's at init). This package stays free of drivers; the
+// decision still lives in one place per dependency.
+func RegisterUnavailable(isUnavailable func(error) bool) {
+	classifyMu.Lock()
+	defer classifyMu.Unlock()
+	classifiers = append(classifiers, isUnavailable)
+}
+
+func unreachable(err error) bool {
+	if err == nil {
+		return false
+	}
+	classifyMu.RLock()
+	defer classifyMu.RUnlock()
+	for _, f := range classifiers {
+		if f(err) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsUnavailable reports whether err is SERVICE_UNAVAILABLE, or an uncoded error a registered
+// classifier recognises as an unreachable dependency. Such failures are logged once per outage by
+// whoever watches the dependency (the store logs the start and the end), so callers log them at
+// debug level only.
+func IsUnavailable(err error) bool {
+	if e, ok := As(err); ok {
+		return e.Code == CodeServiceUnavailable
+	}
+	return unreachable(err)
 }
 
 // As finds the *Error in err's chain.

@@ -55,3 +55,23 @@ func TestValidationDetails(t *testing.T) {
 		t.Fatal("WithDetails must copy")
 	}
 }
+
+// A registered classifier turns matching causes into SERVICE_UNAVAILABLE (503, retry) wherever they
+// pass through Internal or From; everything else stays INTERNAL.
+func TestInternalClassifiesUnavailableCauses(t *testing.T) {
+	down := errors.New("database unreachable")
+	RegisterUnavailable(func(err error) bool { return errors.Is(err, down) })
+	wrapped := fmt.Errorf("insert lobby: %w", down)
+	for _, e := range []*Error{Internal(wrapped), From(wrapped)} {
+		if e.Code != CodeServiceUnavailable || e.Status != 503 || e.Message != MsgUnavailable || !errors.Is(e, down) {
+			t.Fatalf("%+v", e)
+		}
+	}
+	if !IsUnavailable(wrapped) || !IsUnavailable(Internal(wrapped)) || !IsUnavailable(New(CodeServiceUnavailable, "not ready")) {
+		t.Fatal("IsUnavailable missed an unavailable error")
+	}
+	other := errors.New("boom")
+	if Internal(other).Code != CodeInternal || IsUnavailable(other) || IsUnavailable(Conflict("x")) || IsUnavailable(nil) {
+		t.Fatal("ordinary errors classified as unavailable")
+	}
+}

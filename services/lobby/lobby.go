@@ -689,7 +689,11 @@ func (s *Service) Run(ctx context.Context) {
 			return
 		case <-t.C:
 			if n, err := s.CloseIdle(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error("idle lobby sweep failed", "err", err)
+				if errs.IsUnavailable(err) { // the store logs its outage once
+					s.log.Debug("idle lobby sweep skipped: store unavailable", "err", err)
+				} else {
+					s.log.Error("idle lobby sweep failed", "err", err)
+				}
 			} else if n > 0 {
 				s.log.Info("closed idle lobbies", "count", n)
 			}

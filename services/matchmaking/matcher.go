@@ -33,7 +33,11 @@ func (s *Service) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			switch err := s.RunOnce(ctx); {
+			case err == nil || ctx.Err() != nil:
+			case errs.IsUnavailable(err): // the store logs its outage once; not every tick
+				s.log.Debug("matchmaking round skipped: store unavailable", "err", err)
+			default:
 				s.log.Error("matchmaking round failed", "err", err)
 			}
 		}

@@ -103,7 +103,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}()
 
 	store, err := models.Open(ctx, models.Config{URI: cfg.MongoURI, Database: cfg.MongoDatabase,
-		DataDir: cfg.DataDir, Logger: log.With("component", "store")})
+		DataDir: cfg.DataDir, Timeout: cfg.MongoTimeout, Logger: log.With("component", "store")})
 	if err != nil {
 		return nil, err
 	}

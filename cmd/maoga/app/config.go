@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/maoga/maoga/models"
 	"github.com/maoga/maoga/services/matchmaking"
 )
 
@@ -22,6 +23,9 @@ const DevJWTSecret = "maoga-development-secret-do-not-use-in-production"
 //	HOST              (all)         interface to listen on, e.g. 127.0.0.1
 //	MONGODB_URI       (empty)       MongoDB connection string; empty starts the embedded FerretDB (SQLite)
 //	MONGODB_DATABASE  maoga         database name
+//	MONGODB_TIMEOUT   5s            bound on one database operation, on finding a reachable server and
+//	                                on opening a connection: with the database unreachable a request
+//	                                fails after about this long with 503 SERVICE_UNAVAILABLE
 //	DATA_DIR          ./data        embedded store directory (only without MONGODB_URI)
 //	REDIS_URL         (empty)       redis://host:6379/0; when set this process is a cluster node: Redis
 //	                                Socket.IO adapter, event bus, presence and matchmaking lease
@@ -65,6 +69,7 @@ type Config struct {
 	Port            int
 	MongoURI        string
 	MongoDatabase   string
+	MongoTimeout    time.Duration
 	DataDir         string
 	RedisURL        string
 	JWTSecret       string
@@ -106,7 +111,7 @@ type Config struct {
 // Defaults returns the configuration with every default filled in.
 func Defaults() Config {
 	return Config{
-		Port: 8080, MongoDatabase: "maoga", DataDir: "./data", JWTSecret: DevJWTSecret, UsingDevSecret: true,
+		Port: 8080, MongoDatabase: "maoga", MongoTimeout: models.DefaultTimeout, DataDir: "./data", JWTSecret: DevJWTSecret, UsingDevSecret: true,
 		JWTTTL: 15 * time.Minute, RefreshTTL: 720 * time.Hour, BcryptCost: 10, CORSOrigins: []string{"*"},
 		BodyLimit: 64 << 10, LogLevel: slog.LevelInfo, LogFormat: "text", SMTPFrom: "maoga@localhost",
 		PingInterval: 25 * time.Second, PingTimeout: 20 * time.Second, MaxPayload: 1_000_000,
@@ -161,6 +166,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	num("PORT", &c.Port, 0, 65535)
 	str("MONGODB_URI", &c.MongoURI)
 	str("MONGODB_DATABASE", &c.MongoDatabase)
+	dur("MONGODB_TIMEOUT", &c.MongoTimeout)
 	str("DATA_DIR", &c.DataDir)
 	str("REDIS_URL", &c.RedisURL)
 	if v := getenv("JWT_SECRET"); v != "" {

@@ -15,7 +15,7 @@ func TestFromEnvDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Port != 8080 || c.DataDir != "./data" || !c.UsingDevSecret || c.JWTSecret != DevJWTSecret ||
-		c.JWTTTL != 15*time.Minute || c.MongoURI != "" || c.LogLevel != slog.LevelInfo || c.Addr() != ":8080" {
+		c.JWTTTL != 15*time.Minute || c.MongoURI != "" || c.MongoTimeout != 5*time.Second || c.LogLevel != slog.LevelInfo || c.Addr() != ":8080" {
 		t.Fatalf("%+v", c)
 	}
 }
@@ -25,13 +25,15 @@ func TestFromEnvValues(t *testing.T) {
 		"PORT": "9000", "HOST": "127.0.0.1", "MONGODB_URI": "mongodb://db:27017", "JWT_SECRET": "0123456789abcdef0123",
 		"JWT_TTL": "2m", "REFRESH_TTL": "24h", "BCRYPT_COST": "4", "CORS_ORIGINS": "https://a.example, https://b.example",
 		"LOG_LEVEL": "debug", "LOG_FORMAT": "json", "BODY_LIMIT": "2048", "SHUTDOWN_TIMEOUT": "3s",
+		"MONGODB_TIMEOUT": "1500ms",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Addr() != "127.0.0.1:9000" || c.UsingDevSecret || c.JWTTTL != 2*time.Minute || c.BcryptCost != 4 ||
 		len(c.CORSOrigins) != 2 || c.CORSOrigins[1] != "https://b.example" || c.LogLevel != slog.LevelDebug ||
-		c.LogFormat != "json" || c.BodyLimit != 2048 || c.ShutdownTimeout != 3*time.Second {
+		c.LogFormat != "json" || c.BodyLimit != 2048 || c.ShutdownTimeout != 3*time.Second ||
+		c.MongoTimeout != 1500*time.Millisecond {
 		t.Fatalf("%+v", c)
 	}
 	c, _ = FromEnv(env(map[string]string{"CORS_ORIGINS": "none"}))
@@ -43,12 +45,12 @@ func TestFromEnvValues(t *testing.T) {
 func TestFromEnvReportsEveryBadValue(t *testing.T) {
 	_, err := FromEnv(env(map[string]string{
 		"PORT": "eighty", "JWT_TTL": "-1m", "BCRYPT_COST": "99", "LOG_LEVEL": "loud", "LOG_FORMAT": "xml",
-		"JWT_SECRET": "short", "BODY_LIMIT": "1", "MAX_PAYLOAD": "x",
+		"JWT_SECRET": "short", "BODY_LIMIT": "1", "MAX_PAYLOAD": "x", "MONGODB_TIMEOUT": "0s",
 	}))
 	if err == nil {
 		t.Fatal("want errors")
 	}
-	for _, key := range []string{"PORT", "JWT_TTL", "BCRYPT_COST", "LOG_LEVEL", "LOG_FORMAT", "JWT_SECRET", "BODY_LIMIT", "MAX_PAYLOAD"} {
+	for _, key := range []string{"PORT", "JWT_TTL", "BCRYPT_COST", "LOG_LEVEL", "LOG_FORMAT", "JWT_SECRET", "BODY_LIMIT", "MAX_PAYLOAD", "MONGODB_TIMEOUT"} {
 		if !strings.Contains(err.Error(), key) {
 			t.Errorf("error does not mention %s: %v", key, err)
 		}
