@@ -82,8 +82,9 @@ func NewNotifications(s *Store) *Notifications {
 		options.Collection().SetBSONOptions(&options.BSONOptions{DefaultDocumentM: true}))}
 }
 
-// Insert stores n, filling ID, timestamps (millisecond precision, as the
-// database keeps them), status unread and a pending delivery per channel.
+// Insert stores n, filling ID (unless set), timestamps (millisecond precision,
+// as the database keeps them), status unread and a pending delivery per
+// channel. An ID that is taken already is CONFLICT.
 func (r *Notifications) Insert(ctx context.Context, n *Notification) error {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	if n.ID.IsZero() {
@@ -96,6 +97,9 @@ func (r *Notifications) Insert(ctx context.Context, n *Notification) error {
 		n.Delivery[ch] = Delivery{Status: DeliveryPending}
 	}
 	if _, err := r.c.InsertOne(ctx, n); err != nil {
+		if IsDuplicateKey(err) { // a caller-chosen ID that is stored already (an idempotent retry)
+			return errs.Wrap(errs.CodeConflict, "notification exists", err)
+		}
 		return errs.Internal(fmt.Errorf("insert notification: %w", err))
 	}
 	return nil

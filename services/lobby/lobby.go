@@ -91,6 +91,9 @@ type Options struct {
 	IdleTimeout time.Duration
 	// SweepInterval is how often Run looks for idle lobbies; default 1m.
 	SweepInterval time.Duration
+	// RetryInterval is how often Run retries seat releases that failed while the store was
+	// unreachable; default 1s.
+	RetryInterval time.Duration
 	// UpdateAttempts bounds the retries of one versioned update; default 32.
 	UpdateAttempts int
 	Now            func() time.Time
@@ -103,6 +106,11 @@ type Service struct {
 	seats   *mongo.Collection
 	log     *slog.Logger
 	users   keyedMutex
+
+	// pending: seat releases the store refused while unreachable, with when they were first tried;
+	// Run retries them every RetryInterval.
+	pendingMu sync.Mutex
+	pending   map[seatRelease]time.Time
 }
 
 // New builds the service.
@@ -118,6 +126,9 @@ func New(o Options) *Service {
 	}
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = time.Minute
+	}
+	if o.RetryInterval <= 0 {
+		o.RetryInterval = time.Second
 	}
 	if o.UpdateAttempts <= 0 {
 		o.UpdateAttempts = 32
@@ -676,17 +687,24 @@ func (s *Service) CloseIdle(ctx context.Context) (int, error) {
 	return closed, nil
 }
 
-// Run closes idle lobbies every SweepInterval until ctx ends.
+// Run closes idle lobbies every SweepInterval (unless IdleTimeout is negative) and retries failed
+// seat releases every RetryInterval, until ctx ends.
 func (s *Service) Run(ctx context.Context) {
-	if s.o.IdleTimeout < 0 {
-		return
-	}
 	t := time.NewTicker(s.o.SweepInterval)
 	defer t.Stop()
+	if s.o.IdleTimeout < 0 {
+		t.Stop()
+	}
+	retry := time.NewTicker(s.o.RetryInterval)
+	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-retry.C:
+			if s.PendingReleases() > 0 {
+				s.retryReleases(ctx)
+			}
 		case <-t.C:
 			if n, err := s.CloseIdle(ctx); err != nil && ctx.Err() == nil {
 				if errs.IsUnavailable(err) { // the store logs its outage once
@@ -869,9 +887,7 @@ func (s *Service) afterChange(l *models.Lobby, o outcome) {
 	s.emit(room, EventUpdate, map[string]any{"lobbyId": id, "update": v})
 	s.publish(events.LobbyUpdated, l, "", "")
 	if o.closed != "" {
-		if _, err := s.seats.DeleteMany(context.Background(), bson.M{"lobbyId": l.ID}); err != nil {
-			s.log.Error("releasing the seats of a closed lobby failed", "lobbyId", id, "err", err)
-		}
+		s.dropSeats(seatRelease{lobby: l.ID})
 		s.emit(room, EventClosed, map[string]any{"lobbyId": id, "reason": o.closed})
 		s.leaveRooms(room, id)
 		s.publish(events.LobbyClosed, l, "", o.closed)
@@ -965,13 +981,89 @@ func (s *Service) claimSeat(ctx context.Context, uid, lid bson.ObjectID) (create
 const seatGrace = time.Minute
 
 // releaseSeat frees uid's seat in lid (not a seat in another lobby). Runs even when ctx ended: a seat
-// left behind would keep the user out of every lobby for seatGrace.
+// left behind would keep the user out of every lobby for seatGrace. When the store cannot be reached
+// the release is kept and retried (see retryReleases) so that the user can play again soon after the
+// store is back, not only once the seat is stale.
 func (s *Service) releaseSeat(uid, lid bson.ObjectID) {
+	s.dropSeats(seatRelease{user: uid, lobby: lid})
+}
+
+// seatRelease names seats to delete: the user's seat in lobby, or every seat of lobby (zero user).
+type seatRelease struct{ user, lobby bson.ObjectID }
+
+func (r seatRelease) filter() bson.M {
+	if r.user.IsZero() {
+		return bson.M{"lobbyId": r.lobby}
+	}
+	return bson.M{"_id": r.user, "lobbyId": r.lobby}
+}
+
+// dropSeats deletes the seats r names; a failure is logged and, when the store is unreachable, kept
+// for retryReleases.
+func (s *Service) dropSeats(r seatRelease) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := s.seats.DeleteOne(ctx, bson.M{"_id": uid, "lobbyId": lid}); err != nil {
-		s.log.Error("releasing a lobby seat failed", "userId", uid.Hex(), "lobbyId", lid.Hex(), "err", err)
+	_, err := s.seats.DeleteMany(ctx, r.filter())
+	if err == nil {
+		return
 	}
+	if errs.IsUnavailable(err) {
+		s.pendingMu.Lock()
+		if s.pending == nil {
+			s.pending = map[seatRelease]time.Time{}
+		}
+		if _, ok := s.pending[r]; !ok {
+			s.pending[r] = s.now()
+		}
+		s.pendingMu.Unlock()
+		s.log.Warn("releasing lobby seats failed: store unavailable; retrying until it is back",
+			"userId", hexOrEmpty(r.user), "lobbyId", r.lobby.Hex())
+		return
+	}
+	s.log.Error("releasing lobby seats failed", "userId", hexOrEmpty(r.user), "lobbyId", r.lobby.Hex(), "err", err)
+}
+
+// retryReleases retries the seat releases the store refused while unreachable. A release older than
+// seatGrace is given up: by then claimSeat takes the seat over anyway.
+func (s *Service) retryReleases(ctx context.Context) {
+	s.pendingMu.Lock()
+	list := make([]seatRelease, 0, len(s.pending))
+	for r, since := range s.pending {
+		if s.now().Sub(since) > seatGrace {
+			delete(s.pending, r)
+			continue
+		}
+		list = append(list, r)
+	}
+	s.pendingMu.Unlock()
+	for _, r := range list {
+		if ctx.Err() != nil {
+			return
+		}
+		if _, err := s.seats.DeleteMany(ctx, r.filter()); err != nil {
+			if !errs.IsUnavailable(err) {
+				s.log.Error("releasing lobby seats failed", "userId", hexOrEmpty(r.user), "lobbyId", r.lobby.Hex(), "err", err)
+			}
+			continue
+		}
+		s.pendingMu.Lock()
+		delete(s.pending, r)
+		s.pendingMu.Unlock()
+	}
+}
+
+// PendingReleases is how many seat releases wait for the store (tests, diagnostics).
+func (s *Service) PendingReleases() int {
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	return len(s.pending)
+}
+
+func hexOrEmpty(id bson.ObjectID) string {
+	if id.IsZero() {
+		return ""
+	}
+	return id.Hex()
 }
 
 func ids(userID, lobbyID string) (bson.ObjectID, bson.ObjectID, error) {

@@ -95,6 +95,10 @@ type Draft struct {
 	Data    map[string]any
 	// Channels to deliver on; default inApp only.
 	Channels []string
+	// ID, when set, makes Create idempotent: a notification with this id that is stored already is
+	// not stored again (event handlers derive it from the event, so a retry after a lost answer
+	// cannot notify twice).
+	ID bson.ObjectID
 }
 
 // View is a notification as clients see it (REST).
@@ -229,10 +233,22 @@ func (s *Service) Create(ctx context.Context, d Draft) (*View, error) {
 		return nil, err
 	}
 	n := &models.Notification{
-		UserID: uid, Type: d.Type, Title: d.Title, Message: d.Message, Data: d.Data, Channels: channels,
+		ID: d.ID, UserID: uid, Type: d.Type, Title: d.Title, Message: d.Message, Data: d.Data, Channels: channels,
 	}
 	if err := s.store.Insert(ctx, n); err != nil {
-		return nil, err
+		if d.ID.IsZero() || !errs.Is(err, errs.CodeConflict) {
+			return nil, err
+		}
+		// Stored by an earlier attempt (whose answer was lost, or that runs right now): never store
+		// or send it twice. The user finds it in the list; a fresh count tells the sockets.
+		if n, err = s.store.ByID(ctx, uid, d.ID); err != nil {
+			return nil, err
+		}
+		if _, err := s.sendCount(ctx, uid); err != nil {
+			s.log.Error("sending notification count failed", "userId", d.UserID, "err", err)
+		}
+		v := viewOf(n)
+		return &v, nil
 	}
 	log := s.log.With("notificationId", n.ID.Hex(), "userId", d.UserID, "type", d.Type)
 

@@ -350,3 +350,51 @@ func TestEventsCreateNotifications(t *testing.T) {
 		t.Fatalf("notification:new rooms = %v", newTo)
 	}
 }
+
+// An event delivered several times (a retry after a lost answer, a redelivery) creates its
+// notification once and sends notification:new once: the id comes from the event and the handler.
+func TestEventNotificationsAreIdempotent(t *testing.T) {
+	ctx := context.Background()
+	svc, rec := newService(t, nil, nil)
+	bus := events.NewMemory(events.MemoryOptions{})
+	defer bus.Close(ctx)
+	off := svc.Subscribe(bus)
+	defer off()
+	ida := newUser(t, "ida")
+	e, _ := events.New(events.UserRegistered, events.UserRegisteredData{UserID: ida.ID.Hex(), Username: ida.Username})
+	e = events.Stamp(e, "test")
+	for i := 0; i < 3; i++ {
+		if err := bus.Publish(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := svc.onUserRegistered(ctx, e); err != nil { // and once more, concurrently with the queue
+		t.Fatal(err)
+	}
+	count := func(name string) int {
+		n := 0
+		for _, ev := range rec.Events() {
+			if ev.Event == name {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for count(EventCount) < 4 { // every delivery ends with a fresh count
+		if time.Now().After(deadline) {
+			t.Fatalf("%d counts sent, want 4", count(EventCount))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	list, _, err := svc.List(ctx, ida.ID.Hex(), ListOptions{})
+	if err != nil || len(list) != 1 || list[0].ID != EventNotificationID(e, handlerWelcome).Hex() {
+		t.Fatalf("%d notifications (%v): %+v", len(list), err, list)
+	}
+	if n := count(EventNew); n != 1 {
+		t.Fatalf("notification:new sent %d times", n)
+	}
+	if a, b := EventNotificationID(e, handlerWelcome), EventNotificationID(e, handlerFriendRequest); a == b {
+		t.Fatal("two handlers of one event share a notification id")
+	}
+}

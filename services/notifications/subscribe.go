@@ -2,9 +2,15 @@ package notifications
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/maoga/maoga/models"
+	"github.com/maoga/maoga/services/errs"
 	"github.com/maoga/maoga/services/events"
 )
 
@@ -55,13 +61,12 @@ func (s *Service) onUserRegistered(ctx context.Context, e events.Event) error {
 	if name == "" {
 		name = "there"
 	}
-	_, err := s.Create(ctx, Draft{
+	return s.createFor(ctx, e, handlerWelcome, Draft{
 		UserID:  d.UserID,
 		Type:    TypeWelcome,
 		Title:   welcomeTitle,
 		Message: fmt.Sprintf("Hi %s, welcome to Maoga! Add friends to see when they are online and play together.", name),
 	})
-	return err
 }
 
 func (s *Service) onFriendshipRequested(ctx context.Context, e events.Event) error {
@@ -73,14 +78,13 @@ func (s *Service) onFriendshipRequested(ctx context.Context, e events.Event) err
 	if name == "" {
 		name = s.nameOf(ctx, d.RequesterID)
 	}
-	_, err := s.Create(ctx, Draft{
+	return s.createFor(ctx, e, handlerFriendRequest, Draft{
 		UserID:  d.AddresseeID,
 		Type:    TypeFriendRequest,
 		Title:   friendRequestTitle,
 		Message: name + " sent you a friend request.",
 		Data:    map[string]any{"friendshipId": d.FriendshipID, "requesterId": d.RequesterID},
 	})
-	return err
 }
 
 func (s *Service) onFriendshipAccepted(ctx context.Context, e events.Event) error {
@@ -92,14 +96,13 @@ func (s *Service) onFriendshipAccepted(ctx context.Context, e events.Event) erro
 	if name == "" {
 		name = s.nameOf(ctx, d.AddresseeID)
 	}
-	_, err := s.Create(ctx, Draft{
+	return s.createFor(ctx, e, handlerFriendAccept, Draft{
 		UserID:  d.RequesterID,
 		Type:    TypeFriendAccepted,
 		Title:   friendAcceptedTitle,
 		Message: name + " accepted your friend request.",
 		Data:    map[string]any{"friendshipId": d.FriendshipID, "userId": d.AddresseeID},
 	})
-	return err
 }
 
 // nameOf looks a user's name up for a message; a failed lookup still lets
@@ -115,4 +118,42 @@ func (s *Service) nameOf(ctx context.Context, userID string) string {
 		return defaultUserName
 	}
 	return u.Name()
+}
+
+// createFor stores the notification an event asks for. Its id comes from the event and the handler
+// (EventNotificationID), so a retry or a second delivery of the event cannot notify twice; while the
+// store is unreachable it retries with backoff until ctx ends (the bus's handler timeout), so an
+// outage of a few seconds between the first write (the friendship, the user) and this second one
+// loses no notification.
+func (s *Service) createFor(ctx context.Context, e events.Event, handler string, d Draft) error {
+	d.ID = EventNotificationID(e, handler)
+	wait := 100 * time.Millisecond
+	for {
+		_, err := s.Create(ctx, d)
+		if err == nil || !errs.IsUnavailable(err) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+// EventNotificationID is the id of the notification handler creates for event e: the event's time
+// in the ObjectID's timestamp bytes (ids still sort roughly by time), then a hash of the event id
+// and the handler name. An event without id gets a fresh id.
+func EventNotificationID(e events.Event, handler string) bson.ObjectID {
+	if e.ID == "" {
+		return bson.NewObjectID()
+	}
+	var id bson.ObjectID
+	binary.BigEndian.PutUint32(id[:4], uint32(e.At.Unix()))
+	sum := sha256.Sum256([]byte(e.ID + "\x00" + handler))
+	copy(id[4:], sum[:8])
+	return id
 }
