@@ -417,13 +417,11 @@ func (s *state) checkChats() {
 // checkNotifications: read state is whole, the recipient exists, the unread count the API answers
 // (a count query) equals the unread documents, and chat notified flags have their notification.
 func (s *state) checkNotifications(ctx context.Context, db *mongo.Database) error {
-	unread := map[bson.ObjectID]int64{}
 	chatNotes := map[string]bool{} // userId/chatId of chat_message notifications
 	for _, n := range s.notes {
 		id := n.ID.Hex()
 		switch n.Status {
 		case models.NotificationUnread:
-			unread[n.UserID]++
 			if n.ReadAt != nil {
 				s.r.problem("notification %s: unread with readAt", id)
 			}
@@ -446,14 +444,26 @@ func (s *state) checkNotifications(ctx context.Context, db *mongo.Database) erro
 			chatNotes[n.UserID.Hex()+"/"+chatID] = true
 		}
 	}
+	// The unread count clients get is a count query; it must agree with the documents it counts. The
+	// application may still be writing, so the documents are read between two counts and only a
+	// disagreement while the count stood still is a problem.
 	coll := db.Collection(models.NotificationsCollection)
 	for _, u := range sortedIDs(s.users) {
-		n, err := coll.CountDocuments(ctx, bson.M{"userId": u, "status": models.NotificationUnread})
+		filter := bson.M{"userId": u, "status": models.NotificationUnread}
+		before, err := coll.CountDocuments(ctx, filter)
 		if err != nil {
 			return fmt.Errorf("consistency: count notifications: %w", err)
 		}
-		if n != unread[u] {
-			s.r.problem("user %s: unread count query says %d, the documents %d", u.Hex(), n, unread[u])
+		docs, err := unreadDocs(ctx, coll, filter)
+		if err != nil {
+			return err
+		}
+		after, err := coll.CountDocuments(ctx, filter)
+		if err != nil {
+			return fmt.Errorf("consistency: count notifications: %w", err)
+		}
+		if before == after && docs != before {
+			s.r.problem("user %s: unread count query says %d, the documents %d", u.Hex(), before, docs)
 		}
 	}
 	for id, c := range s.chats {
@@ -464,6 +474,25 @@ func (s *state) checkNotifications(ctx context.Context, db *mongo.Database) erro
 		}
 	}
 	return nil
+}
+
+// unreadDocs reads the documents filter selects and counts those that really are unread.
+func unreadDocs(ctx context.Context, coll *mongo.Collection, filter bson.M) (int64, error) {
+	cur, err := coll.Find(ctx, filter)
+	if err != nil {
+		return 0, fmt.Errorf("consistency: read notifications: %w", err)
+	}
+	var list []models.Notification
+	if err := cur.All(ctx, &list); err != nil {
+		return 0, fmt.Errorf("consistency: read notifications: %w", err)
+	}
+	var n int64
+	for _, x := range list {
+		if x.Status == models.NotificationUnread && x.UserID == filter["userId"] {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // checkFriendships: two distinct existing users, a known status, one document per pair.
