@@ -144,6 +144,9 @@ func (s *Store) startEmbedded(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("models: data dir: %w", err)
 	}
+	if err := repairInterruptedDatabases(dir, s.log); err != nil {
+		return err
+	}
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
 		Handler:   "sqlite",
@@ -182,10 +185,6 @@ func (s *Store) stopEmbedded() {
 		<-s.ferretDone
 	}
 }
-
-// Reachable reports whether the driver currently sees a server it can write to (false during an
-// outage; see outageWatch).
-func (s *Store) Reachable() bool { return !s.outage.isDown() }
 
 // DB is the application database.
 func (s *Store) DB() *mongo.Database { return s.db }

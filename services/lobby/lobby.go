@@ -255,6 +255,9 @@ func (s *Service) insert(ctx context.Context, l *models.Lobby, members []bson.Ob
 			continue
 		}
 		if err != nil {
+			// The seat may be stored with its answer lost (store gone, or the caller cancelled by a
+			// shutdown). The lobby id is new, so a seat in it can only be this call's: release it too.
+			seated = append(seated, id)
 			release()
 			return err
 		}
@@ -941,7 +944,9 @@ func (s *Service) publish(name string, l *models.Lobby, userID, reason string) {
 // user (a crash between the two writes) is taken over once it is older than seatGrace.
 func (s *Service) claimSeat(ctx context.Context, uid, lid bson.ObjectID) (created bool, err error) {
 	for attempt := 0; attempt < 3; attempt++ {
+		unlock := models.LockDoc(models.LobbySeatsCollection, uid)
 		_, err := s.seats.InsertOne(ctx, models.LobbySeat{UserID: uid, LobbyID: lid, CreatedAt: s.now()})
+		unlock()
 		if err == nil {
 			return true, nil
 		}
@@ -969,11 +974,43 @@ func (s *Service) claimSeat(ctx context.Context, uid, lid bson.ObjectID) (create
 			return false, errs.Conflict("already in an open lobby")
 		}
 		s.log.Warn("taking over a stale lobby seat", "userId", uid.Hex(), "lobbyId", seat.LobbyID.Hex())
-		if _, err := s.seats.DeleteOne(ctx, bson.M{"_id": uid, "lobbyId": seat.LobbyID}); err != nil {
-			return false, errs.Internal(err)
+		if err := s.deleteSeat(ctx, uid, seat.LobbyID); err != nil {
+			return false, err
 		}
 	}
 	return false, errs.Conflict("already in an open lobby")
+}
+
+// ReleaseStaleSeats deletes the seats older than minAge whose lobby does not list their user as a
+// joined member of an open lobby (a process died between claiming a seat and storing the lobby, or
+// between a leave and its release) and returns how many. With minAge 0 it trusts no seat in flight:
+// only for a store no other process writes (the embedded store at start-up, before serving);
+// otherwise pass seatGrace or more. claimSeat takes such seats over anyway after seatGrace; releasing
+// them at start-up spares their users that minute.
+func (s *Service) ReleaseStaleSeats(ctx context.Context, minAge time.Duration) (int, error) {
+	cur, err := s.seats.Find(ctx, bson.M{"createdAt": bson.M{"$lte": s.now().Add(-minAge)}})
+	if err != nil {
+		return 0, errs.Internal(err)
+	}
+	var seats []models.LobbySeat
+	if err := cur.All(ctx, &seats); err != nil {
+		return 0, errs.Internal(err)
+	}
+	n := 0
+	for _, seat := range seats {
+		l, err := s.Find(ctx, seat.LobbyID.Hex())
+		if err != nil && !errs.Is(err, errs.CodeLobbyNotFound) {
+			return n, err
+		}
+		if l != nil && IsJoined(l, seat.UserID.Hex()) {
+			continue
+		}
+		if err := s.deleteSeat(ctx, seat.UserID, seat.LobbyID); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // seatGrace is how long a fresh seat is trusted without its lobby listing the user (the time between
@@ -991,11 +1028,37 @@ func (s *Service) releaseSeat(uid, lid bson.ObjectID) {
 // seatRelease names seats to delete: the user's seat in lobby, or every seat of lobby (zero user).
 type seatRelease struct{ user, lobby bson.ObjectID }
 
-func (r seatRelease) filter() bson.M {
-	if r.user.IsZero() {
-		return bson.M{"lobbyId": r.lobby}
+// deleteSeats deletes the seats r names, one user's seat at a time (see deleteSeat).
+func (s *Service) deleteSeats(ctx context.Context, r seatRelease) error {
+	if !r.user.IsZero() {
+		return s.deleteSeat(ctx, r.user, r.lobby)
 	}
-	return bson.M{"_id": r.user, "lobbyId": r.lobby}
+	cur, err := s.seats.Find(ctx, bson.M{"lobbyId": r.lobby})
+	if err != nil {
+		return errs.Internal(err)
+	}
+	var seats []models.LobbySeat
+	if err := cur.All(ctx, &seats); err != nil {
+		return errs.Internal(err)
+	}
+	for _, seat := range seats {
+		if err := s.deleteSeat(ctx, seat.UserID, r.lobby); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteSeat deletes uid's seat if it is still the one in lid, holding the seat's document lock: on
+// the embedded store a delete reads the matching seats and then deletes by _id, so without the lock
+// a release of the user's old seat racing the claim of a new one (same _id, another lobby) deleted
+// the new seat, and the user sat in a lobby without a seat (found by the kill test's checker).
+func (s *Service) deleteSeat(ctx context.Context, uid, lid bson.ObjectID) error {
+	defer models.LockDoc(models.LobbySeatsCollection, uid)()
+	if _, err := s.seats.DeleteOne(ctx, bson.M{"_id": uid, "lobbyId": lid}); err != nil {
+		return errs.Internal(err)
+	}
+	return nil
 }
 
 // dropSeats deletes the seats r names; a failure is logged and, when the store is unreachable, kept
@@ -1003,7 +1066,7 @@ func (r seatRelease) filter() bson.M {
 func (s *Service) dropSeats(r seatRelease) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := s.seats.DeleteMany(ctx, r.filter())
+	err := s.deleteSeats(ctx, r)
 	if err == nil {
 		return
 	}
@@ -1040,7 +1103,7 @@ func (s *Service) retryReleases(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if _, err := s.seats.DeleteMany(ctx, r.filter()); err != nil {
+		if err := s.deleteSeats(ctx, r); err != nil {
 			if !errs.IsUnavailable(err) {
 				s.log.Error("releasing lobby seats failed", "userId", hexOrEmpty(r.user), "lobbyId", r.lobby.Hex(), "err", err)
 			}

@@ -84,13 +84,17 @@ func (s *Service) RunQueue(ctx context.Context, q models.MatchQueue) error {
 		return nil
 	}
 	defer lease.Release()
-	rctx, cancel := context.WithTimeout(ctx, s.cfg.RoundTimeout)
+	// The round's store calls are not cancelled with ctx (Background's stop at shutdown): a write
+	// cancelled in flight can still be applied by the store after the round gave up on it — a claim
+	// stored after its release, left for ClaimTimeout. The round stops between matches instead.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RoundTimeout)
 	defer cancel()
-	return s.round(rctx, q, lease.Token())
+	return s.round(rctx, q, lease.Token(), func() bool { return ctx.Err() != nil })
 }
 
 // round: recover stale states, expire, group, match, then tell the searching requests their status.
-func (s *Service) round(ctx context.Context, q models.MatchQueue, leaseToken string) error {
+// Once stopping reports true no further match is formed and no status sent.
+func (s *Service) round(ctx context.Context, q models.MatchQueue, leaseToken string, stopping func() bool) error {
 	reqs, err := s.reqs.InQueue(ctx, q, models.MatchPending, models.MatchSearching, models.MatchMatching)
 	if err != nil {
 		return err
@@ -136,6 +140,9 @@ func (s *Service) round(ctx context.Context, q models.MatchQueue, leaseToken str
 	} else {
 		sz := Sizes{TeamSize: mode.TeamSize, Min: mode.Capacity.Min, Max: mode.Capacity.Max}
 		for _, g := range FormGroups(cands, sz, now, s.cfg) {
+			if stopping() {
+				return nil
+			}
 			if s.formMatch(ctx, q, leaseToken, g, byID) {
 				for _, c := range g {
 					matched[c.ID] = true
@@ -148,6 +155,9 @@ func (s *Service) round(ctx context.Context, q models.MatchQueue, leaseToken str
 		if !matched[c.ID] {
 			rest = append(rest, c)
 		}
+	}
+	if stopping() {
+		return nil
 	}
 	s.sendStatuses(ctx, q, rest, now)
 	return nil
@@ -166,8 +176,15 @@ func (s *Service) formMatch(ctx context.Context, q models.MatchQueue, leaseToken
 		got, err := s.reqs.Transition(ctx, m.ID, models.MatchFilter{From: []string{models.MatchSearching}, Version: &v},
 			bson.M{"status": models.MatchMatching, "claimToken": token, "claimedAt": claimedAt, "updatedAt": claimedAt}, nil)
 		if err != nil {
-			if !errs.Is(err, errs.CodeConflict) && !errs.Is(err, errs.CodeNotFound) {
-				s.log.Error("claiming a match request failed", "requestId", c.ID, "err", err)
+			lost := !errs.Is(err, errs.CodeConflict) && !errs.Is(err, errs.CodeNotFound)
+			if lost {
+				// The claim may have been stored with its answer lost (the store went away, or the
+				// round was cancelled by a shutdown): release it too. Releasing is conditional on this
+				// round's token, so a claim that did not happen is left alone.
+				claimed = append(claimed, m)
+				if ctx.Err() == nil {
+					s.log.Error("claiming a match request failed", "requestId", c.ID, "err", err)
+				}
 			}
 			s.release(ctx, claimed, token)
 			return false
@@ -237,7 +254,11 @@ func (s *Service) release(ctx context.Context, claimed []*models.MatchRequest, t
 	for _, m := range claimed {
 		_, err := s.reqs.Transition(ctx, m.ID, models.MatchFilter{From: []string{models.MatchMatching}, ClaimToken: token},
 			bson.M{"status": models.MatchSearching, "updatedAt": s.stamp()}, bson.M{"claimToken": "", "claimedAt": ""})
-		if err != nil {
+		switch {
+		case err == nil:
+		case errs.Is(err, errs.CodeConflict): // not (or no longer) held with this token: nothing to release
+			s.log.Debug("match request claim not held any more", "requestId", m.ID.Hex())
+		default:
 			s.log.Error("releasing a match request claim failed (recovered after the claim timeout)",
 				"requestId", m.ID.Hex(), "err", err)
 		}
@@ -394,4 +415,35 @@ func randomToken() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// RecoverAfterCrash ends what a dead process left half-done, without waiting for ClaimTimeout: a
+// pending request (Start died between insert and searching) is removed, a claimed one (a round died
+// between claim and finish) becomes matched when its lobby exists, else searching again. Call it only
+// before the matcher runs and while no other process writes this store (the embedded store at
+// start-up): a live round's claims would be taken from under it. It returns how many it recovered.
+func (s *Service) RecoverAfterCrash(ctx context.Context) (int, error) {
+	qs, err := s.reqs.ActiveQueues(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, q := range qs {
+		reqs, err := s.reqs.InQueue(ctx, q, models.MatchPending, models.MatchMatching)
+		if err != nil {
+			return n, err
+		}
+		for i := range reqs {
+			m := &reqs[i]
+			if m.Status == models.MatchPending {
+				if err := s.reqs.Delete(ctx, m.ID); err != nil {
+					return n, err
+				}
+			} else {
+				s.recoverClaim(ctx, q, m)
+			}
+			n++
+		}
+	}
+	return n, nil
 }

@@ -193,6 +193,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	a.Lobbies = lobby.New(lobby.Options{Store: store, Games: a.Games, Users: userModels, Emitter: a.Emitter,
 		Events: a.Bus, Logger: log})
+	// Crash recovery (faults helper): the embedded store is written by this process alone, so at
+	// start-up nothing is in flight and what a killed predecessor left half-done can be finished now
+	// instead of after the services' grace periods (1 min for seats, MATCH claim timeout for requests).
+	if store.Embedded() {
+		if n, err := a.Lobbies.ReleaseStaleSeats(ctx, 0); err != nil {
+			return nil, fmt.Errorf("releasing stale lobby seats: %w", err)
+		} else if n > 0 {
+			log.Warn("released lobby seats left by an interrupted write", "seats", n)
+		}
+	}
 	a.unsub = append(a.unsub, a.Lobbies.StartSweeper())
 
 	// Matchmaking (matchmaking helper): matches become lobbies through the lobby service; the matcher
@@ -208,6 +218,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 			MaxSearchTime: cfg.MatchMaxSearch, Levels: cfg.MatchLevels, Regions: cfg.MatchRegions}})
 	if err != nil {
 		return nil, err
+	}
+	if store.Embedded() { // see the crash recovery of the lobbies above
+		if n, err := a.Matchmaking.RecoverAfterCrash(ctx); err != nil {
+			return nil, fmt.Errorf("recovering match requests: %w", err)
+		} else if n > 0 {
+			log.Warn("recovered match requests left by an interrupted round", "requests", n)
+		}
 	}
 	a.unsub = append(a.unsub, a.Matchmaking.Background())
 
