@@ -778,3 +778,49 @@ func TestRaceOneOpenLobbyPerUser(t *testing.T) {
 }
 
 func mustID(s string) bson.ObjectID { id, _ := models.ParseID(s); return id }
+
+// Seats a killed process left (claimed for a lobby never stored, or kept after the user left) are
+// released at start-up; seats of joined members stay; minAge spares seats that may be in flight.
+func TestReleaseStaleSeats(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	host, ghost, leaver := newUser(t), newUser(t), newUser(t)
+	l, err := e.svc.Create(ctx, host, lobby.CreateInput{GameID: "party-trivia", GameMode: "casual"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Join(ctx, l.ID.Hex(), leaver); err != nil {
+		t.Fatal(err)
+	}
+	seats := store.Collection(models.LobbySeatsCollection)
+	gid, _ := models.ParseID(ghost)
+	if _, err := seats.InsertOne(ctx, models.LobbySeat{UserID: gid, LobbyID: bson.NewObjectID(), CreatedAt: e.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	// The leaver's lobby no longer lists them, but the seat stayed (killed before the release).
+	lid, _ := models.ParseID(leaver)
+	if _, err := store.Collection(models.LobbiesCollection).UpdateOne(ctx, bson.M{"_id": l.ID},
+		bson.M{"$set": bson.M{"members." + leaver + ".status": models.MemberLeft}, "$pull": bson.M{"activeMemberIds": lid}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.svc.ReleaseStaleSeats(ctx, time.Hour); err != nil || n != 0 {
+		t.Fatalf("young seats released: %d %v", n, err)
+	}
+	n, err := e.svc.ReleaseStaleSeats(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Other tests' seats share the collection: count only this test's users.
+	left := func(uid string) int64 {
+		id, _ := models.ParseID(uid)
+		c, _ := seats.CountDocuments(ctx, bson.M{"_id": id})
+		return c
+	}
+	if n < 2 || left(ghost) != 0 || left(leaver) != 0 || left(host) != 1 {
+		t.Fatalf("released %d; seats left: ghost %d leaver %d host %d", n, left(ghost), left(leaver), left(host))
+	}
+	// The ghost can create a lobby at once.
+	if _, err := e.svc.Create(ctx, ghost, lobby.CreateInput{GameID: "party-trivia", GameMode: "casual"}); err != nil {
+		t.Fatal(err)
+	}
+}

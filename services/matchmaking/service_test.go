@@ -748,3 +748,46 @@ func TestLocalCoordinatorConformance(t *testing.T) {
 	shared := matchmaking.NewLocalCoordinator() // "nodes" of one process share it
 	coordtest.Run(t, func(*testing.T) matchmaking.Coordinator { return shared })
 }
+
+// At start-up on the embedded store (no other writer), what a killed process left is finished at
+// once instead of after ClaimTimeout: pending requests go, claims become matched (lobby stored) or
+// searching.
+func TestRecoverAfterCrash(t *testing.T) {
+	e := newEnv(t, testConfig())
+	reqs := models.NewMatchRequests(store)
+	a, b, c := newUser(), newUser(), newUser()
+	ra, rb := e.start(a, "duel", "eu", 1000), e.start(b, "duel", "eu", 5000)
+	for _, m := range []*models.MatchRequest{ra, rb} {
+		if _, err := reqs.Transition(e.ctx, m.ID, models.MatchFilter{From: []string{models.MatchSearching}},
+			bson.M{"status": models.MatchMatching, "claimToken": "dead", "claimedAt": e.clk.Now()}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lobbyID := bson.NewObjectID()
+	if _, err := store.Collection(models.LobbiesCollection).InsertOne(e.ctx, bson.M{"_id": lobbyID,
+		"matchRequestIds": []bson.ObjectID{ra.ID}, "status": models.LobbyForming}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = store.Collection(models.LobbiesCollection).DeleteOne(context.Background(), bson.M{"_id": lobbyID})
+	})
+	cid, _ := models.ParseID(c)
+	pending := &models.MatchRequest{UserID: cid, GameID: "chess", GameMode: "duel", Region: "eu",
+		Status: models.MatchPending, ActiveKey: c, CreatedAt: e.clk.Now(), UpdatedAt: e.clk.Now()}
+	if err := reqs.Insert(e.ctx, pending); err != nil {
+		t.Fatal(err)
+	}
+	n, err := e.svc.RecoverAfterCrash(e.ctx)
+	if err != nil || n != 3 {
+		t.Fatalf("recovered %d (%v), want 3", n, err)
+	}
+	if m := e.load(ra.ID); m.Status != models.MatchMatched || *m.LobbyID != lobbyID {
+		t.Fatalf("claim with a lobby: %+v", m)
+	}
+	if m := e.load(rb.ID); m.Status != models.MatchSearching || m.ClaimToken != "" {
+		t.Fatalf("claim without a lobby: %+v", m)
+	}
+	if _, err := reqs.ByID(e.ctx, pending.ID); !errs.Is(err, errs.CodeNotFound) {
+		t.Fatalf("pending request still there: %v", err)
+	}
+}
