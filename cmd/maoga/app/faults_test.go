@@ -196,6 +196,7 @@ func (e *faultEnv) unavailable(method, path, token string, body any) {
 	if took > failFastBound {
 		e.t.Fatalf("%s %s took %v with the store cut (MONGODB_TIMEOUT %v)", method, path, took, faultOpTimeout)
 	}
+	e.t.Logf("%s %s with the store cut: 503 in %v", method, path, took.Round(time.Millisecond))
 }
 
 func (e *faultEnv) register(name string) *testUser {
@@ -293,6 +294,8 @@ func TestStoreOutage(t *testing.T) {
 	as.failsWith("lobby:ready", map[string]any{"lobbyId": lobbyID, "isReady": true}, "SERVICE_UNAVAILABLE")
 	if took := time.Since(start); took > 2*failFastBound {
 		t.Fatalf("two socket events took %v with the store cut", took)
+	} else {
+		t.Logf("chat:message and lobby:ready with the store cut: SERVICE_UNAVAILABLE in %v together", took.Round(time.Millisecond))
 	}
 	if r, _ := e.call("GET", "/readyz", "", nil); r.Status != http.StatusServiceUnavailable {
 		t.Fatalf("readyz with the store cut: %d %s", r.Status, r.Raw)
@@ -305,8 +308,10 @@ func TestStoreOutage(t *testing.T) {
 	}
 
 	e.proxy.Restore()
+	restored := time.Now()
 	e.waitReady(20 * time.Second)
 	e.eventually(10*time.Second, "outage end logged", func() bool { return e.log.count("outage ended") == 1 })
+	t.Logf("ready again %v after the link came back", time.Since(restored).Round(time.Millisecond))
 
 	// The same calls now succeed; the socket is the one that lived through the outage.
 	if r, _ := e.call("POST", "/api/auth/login", "", map[string]any{"login": ann.Username, "password": ann.Password}); r.Status != http.StatusOK {
