@@ -56,6 +56,15 @@ func Chat(o ChatOptions) Feature {
 		c.On(EventChatMessage, h.message)
 		c.On(EventChatTyping, h.typing)
 		c.On(EventChatRead, h.read)
+		// A socket restored by connection state recovery is back in the chat rooms its dropped
+		// transport left (and announced as left, below): tell the others it is back.
+		if c.Socket.Recovered() {
+			for _, room := range c.Socket.Rooms() {
+				if id, ok := strings.CutPrefix(room, "chat:"); ok {
+					h.announce(room, EventChatMemberJoined, id)
+				}
+			}
+		}
 		// A socket that goes away leaves its chat rooms: tell the others like chat:leave does.
 		c.Socket.OnDisconnecting(func(string) {
 			for _, room := range c.Socket.Rooms() {

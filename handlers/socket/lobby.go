@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/maoga/maoga/models"
 	"github.com/maoga/maoga/server/socketio"
 	"github.com/maoga/maoga/services/errs"
 	"github.com/maoga/maoga/services/lobby"
@@ -32,6 +33,31 @@ func Lobby(svc *lobby.Service) Feature {
 		c.On(EventLobbyLeave, h.leave)
 		c.On(EventLobbyReady, h.ready)
 		c.On(EventLobbyKick, h.kick)
+		if c.Socket.Recovered() {
+			h.leaveClosed()
+		}
+	}
+}
+
+// leaveClosed runs for a socket restored by connection state recovery: lobbies that closed while it
+// was away stay in its rooms only until their missed events (lobby:closed) are out, which happened
+// before the connection handlers ran; then it leaves them as a live socket did at the close.
+func (h lobbyHandlers) leaveClosed() {
+	ctx, cancel := context.WithTimeout(h.c.Context(), recoveryCheckTimeout)
+	defer cancel()
+	for _, room := range h.c.Socket.Rooms() {
+		id, ok := strings.CutPrefix(room, "lobby:")
+		if !ok {
+			continue
+		}
+		l, err := h.svc.Find(ctx, id)
+		if err != nil && !errs.Is(err, errs.CodeLobbyNotFound) {
+			h.c.Logger().Warn("recovered socket: lobby not checked", "lobbyId", id, "err", err)
+			continue
+		}
+		if err != nil || l.Status == models.LobbyClosed {
+			h.c.Socket.Leave(room, lobby.ChatRoom(id))
+		}
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -75,8 +76,12 @@ type Options struct {
 	Users    UserFinder
 	Presence presence.Service
 	// Features run on every accepted connection, after the user room and
-	// presence are set up.
+	// presence are set up (for a recovered socket too: see Socket.Recovered).
 	Features []Feature
+	// RecoveryChecks vet the rooms of a session restored by connection
+	// state recovery (recovery.go); a room no check covers refuses the
+	// session, so every feature that joins rooms brings its check.
+	RecoveryChecks []RoomCheck
 	// HandlerTimeout bounds one event handler's ctx; default 10s.
 	HandlerTimeout time.Duration
 	// AuthTimeout bounds the handshake's user lookup; default 5s.
@@ -149,6 +154,7 @@ func Register(nsp *socketio.Namespace, opts Options) {
 	}
 	h := &handlers{opts: opts, log: log.With("component", "socket")}
 	nsp.Use(h.authenticate)
+	nsp.VetRecovery(h.vetRecovery)
 	nsp.OnConnection(h.connected)
 }
 
@@ -322,8 +328,13 @@ func (c *Conn) call(ctx context.Context, fn HandlerFunc, ev *socketio.Event) (er
 	return fn(ctx, ev)
 }
 
+// connSeq numbers the connections of this process (presence keys).
+var connSeq atomic.Uint64
+
 // connected sets up an accepted socket: user room, expiry timer, presence,
-// handlers.
+// handlers. It runs for a socket restored by connection state recovery too
+// (its rooms were vetted by vetRecovery; the user room is joined again,
+// which is a no-op).
 func (h *handlers) connected(s *socketio.Socket) {
 	sess := SessionOf(s)
 	if sess == nil {
@@ -349,6 +360,10 @@ func (h *handlers) connected(s *socketio.Socket) {
 		s.Conn().Close("forced close")
 	})
 
+	// Presence counts connections, not socket ids: a socket recovered by
+	// connection state recovery keeps its id, and its old connection's
+	// Disconnect may still be running when the new one connects.
+	presenceKey := s.ID() + "#" + strconv.FormatUint(connSeq.Add(1), 36)
 	// Registered before presence.Connect: the disconnect handlers run after
 	// this function on the socket's own goroutine, so Disconnect always
 	// follows Connect.
@@ -357,13 +372,13 @@ func (h *handlers) connected(s *socketio.Socket) {
 		cancel()
 		dctx, dcancel := context.WithTimeout(context.Background(), h.opts.HandlerTimeout)
 		defer dcancel()
-		if _, err := h.opts.Presence.Disconnect(dctx, sess.UserID, s.ID()); err != nil {
+		if _, err := h.opts.Presence.Disconnect(dctx, sess.UserID, presenceKey); err != nil {
 			log.Error("presence disconnect failed", "reason", reason, "err", err)
 		}
 	})
 
 	pctx, pcancel := context.WithTimeout(ctx, h.opts.HandlerTimeout)
-	if _, err := h.opts.Presence.Connect(pctx, sess.UserID, s.ID()); err != nil {
+	if _, err := h.opts.Presence.Connect(pctx, sess.UserID, presenceKey); err != nil {
 		log.Error("presence connect failed", "err", err)
 	}
 	pcancel()

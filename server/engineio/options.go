@@ -33,7 +33,13 @@ type Options struct {
 	// Limits bound connections and handshakes per client address (see Limits;
 	// defaults 100 sessions, 20 handshakes/s burst 40, loopback not limited).
 	Limits Limits
-	Logger *slog.Logger
+	// ClientAddress names the client of a request: behind a reverse proxy,
+	// the address the proxy forwarded for (only when the proxy is trusted —
+	// clients can send the headers too). It fills Handshake.Address and, when
+	// Limits.ClientIP is not set, keys the per-address limits (loopback
+	// results are not limited, as by default). Default: the host of RemoteAddr.
+	ClientAddress func(r *http.Request) string
+	Logger        *slog.Logger
 }
 
 // CORSOptions mirrors the subset of the `cors` package options that engine.io users set.

@@ -163,15 +163,30 @@ func (c *client) connect(name string, auth json.RawMessage) {
 	}
 	sock := newSocket(nsp, c, auth, session)
 	skip := session != nil && c.srv.opts.ConnectionStateRecovery != nil && !c.srv.opts.ConnectionStateRecovery.RunMiddlewares
+	refuse := func(err error) {
+		var ce *ConnectError
+		if errors.As(err, &ce) {
+			c.sendConnectError(name, ce.Message, ce.Data)
+		} else {
+			c.sendConnectError(name, err.Error(), nil)
+		}
+	}
 	if !skip {
 		if err := nsp.runMiddlewares(sock); err != nil {
-			var ce *ConnectError
-			if errors.As(err, &ce) {
-				c.sendConnectError(name, ce.Message, ce.Data)
-			} else {
-				c.sendConnectError(name, err.Error(), nil)
-			}
+			refuse(err)
 			return
+		}
+	}
+	if session != nil && !nsp.acceptRecovery(sock, session) {
+		// Declined: a fresh session instead (the restored one is consumed either way).
+		sock.startAfresh()
+		session = nil
+		if skip {
+			sock.SetData(nil) // the restored data goes with the session
+			if err := nsp.runMiddlewares(sock); err != nil {
+				refuse(err)
+				return
+			}
 		}
 	}
 	c.mu.Lock()

@@ -230,7 +230,7 @@ func (c *client) admitNamespace(name string) bool {
 	}
 	addr := ""
 	if hs := c.conn.Handshake(); hs != nil {
-		addr = hs.RemoteAddr
+		addr = hs.Address
 	}
 	c.srv.offenders.report("nsps:"+c.conn.ID(), "socketio: connect refused by namespace limit",
 		"conn", c.conn.ID(), "address", addr, "nsp", name, "limit", max)

@@ -116,6 +116,16 @@ func newSocket(n *Namespace, c *client, auth json.RawMessage, session *adapter.S
 	return s
 }
 
+// startAfresh turns a socket built from a restored session into a new one (RecoveryVetter declined
+// it). Called before the socket is registered, on the connecting goroutine.
+func (s *Socket) startAfresh() {
+	s.id, s.recovered = newID(), false
+	s.pid = ""
+	if s.nsp.recovery() > 0 {
+		s.pid = newID()
+	}
+}
+
 func buildHandshake(h *engineio.Handshake, auth json.RawMessage) *Handshake {
 	hs := &Handshake{Auth: auth}
 	if h == nil {
@@ -125,9 +135,12 @@ func buildHandshake(h *engineio.Handshake, auth json.RawMessage) *Handshake {
 	hs.Query = h.Query
 	hs.URL = h.URL
 	hs.Secure = h.Secure
-	hs.Address = h.RemoteAddr
-	if host, _, err := net.SplitHostPort(h.RemoteAddr); err == nil {
-		hs.Address = host
+	hs.Address = h.Address // the client's address (behind trusted proxies: the forwarded one)
+	if hs.Address == "" {
+		hs.Address = h.RemoteAddr
+		if host, _, err := net.SplitHostPort(h.RemoteAddr); err == nil {
+			hs.Address = host
+		}
 	}
 	hs.XDomain = h.Headers.Get("Origin") != ""
 	t := h.Time
