@@ -59,6 +59,9 @@ type Options struct {
 	// (the server is shutting down).
 	Ready    []ReadyCheck
 	Draining func() bool
+	// ClientIP names the client of a request (c.RealIP()): behind trusted proxies the forwarded
+	// address (TRUSTED_PROXIES). Default: the peer address — never a header a client could forge.
+	ClientIP func(r *http.Request) string
 }
 
 // API is the Echo instance and the two /api groups routes are added to.
@@ -81,6 +84,10 @@ func New(o Options) *API {
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = echo.ExtractIPDirect()
+	if o.ClientIP != nil {
+		e.IPExtractor = o.ClientIP
+	}
 	a := &API{Echo: e, opts: o, users: models.NewUsers(o.Store)}
 	e.HTTPErrorHandler = a.handleError
 	e.Use(middleware.RequestID(), a.observe, a.recoverer, a.limitBody)

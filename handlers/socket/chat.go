@@ -177,7 +177,9 @@ func (h *chatHandlers) join(ctx context.Context, ev *socketio.Event) error {
 		return errs.New(errs.CodeJoinError,
 			fmt.Sprintf("Failed to join chat: a connection may be in at most %d chats", h.o.MaxJoinedChats))
 	}
-	h.c.Socket.Join(room)
+	if err := h.c.Socket.Join(room); err != nil { // LIMIT_ROOMS_PER_SOCKET
+		return tooManyRooms(errs.CodeJoinError, "Failed to join chat")
+	}
 	if err := h.c.Socket.Emit(EventChatJoined, map[string]string{"chatId": chatID}); err != nil {
 		h.c.Logger().Warn("chat:joined not sent", "chatId", chatID, "err", err)
 	}

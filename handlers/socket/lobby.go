@@ -106,7 +106,9 @@ func (h lobbyHandlers) join(ctx context.Context, ev *socketio.Event) error {
 		return h.failAs(ev.Name(), errs.CodeJoinError, "Failed to join lobby", err)
 	}
 	room := lobby.Room(id)
-	h.c.Socket.Join(room)
+	if err := h.c.Socket.Join(room); err != nil { // LIMIT_ROOMS_PER_SOCKET
+		return tooManyRooms(errs.CodeJoinError, "Failed to join lobby")
+	}
 	// Checked again after joining the room: a kick stored between the first check and the join took
 	// the user's sockets out of the room before this one was in it.
 	l, err := h.svc.Subscribe(ctx, id, uid)

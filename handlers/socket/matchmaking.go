@@ -52,7 +52,9 @@ func Matchmaking(svc MatchmakingService) Feature {
 			if err != nil {
 				return matchFail(c, id, subscribeError(c, id, err))
 			}
-			c.Socket.Join(matchmaking.MatchRoom(id))
+			if err := c.Socket.Join(matchmaking.MatchRoom(id)); err != nil { // LIMIT_ROOMS_PER_SOCKET
+				return matchFail(c, id, tooManyRooms(errs.CodeSubscriptionError, "Failed to subscribe to matchmaking updates"))
+			}
 			if err := c.Socket.Emit(matchmaking.EventStatus, st); err != nil {
 				c.Logger().Warn("sending the first matchmaking:status failed", "requestId", id, "err", err)
 			}

@@ -349,7 +349,13 @@ func (h *handlers) connected(s *socketio.Socket) {
 	c.checked.Store(time.Now().UnixNano()) // the handshake just checked it
 	log := c.Logger()
 
-	s.Join(realtime.UserRoom(sess.UserID))
+	if err := s.Join(realtime.UserRoom(sess.UserID)); err != nil {
+		// Only with LIMIT_ROOMS_PER_SOCKET below 1: without its user room a socket hears nothing.
+		log.Error("joining the user room failed: disconnecting", "err", err)
+		cancel()
+		s.Disconnect(true)
+		return
+	}
 
 	// The token's end is the connection's end. The engine connection is
 	// closed without a namespace DISCONNECT, so socket.io-client sees
@@ -387,6 +393,11 @@ func (h *handlers) connected(s *socketio.Socket) {
 	for _, f := range h.opts.Features {
 		f(c)
 	}
+}
+
+// tooManyRooms answers a Join refused by the server's rooms-per-socket limit.
+func tooManyRooms(code, what string) error {
+	return errs.New(code, what+": this connection is in too many rooms (leave some first)")
 }
 
 // statusMessage lists the valid statuses for validation answers.

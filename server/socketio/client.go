@@ -147,6 +147,7 @@ func (c *client) connect(name string, auth json.RawMessage) {
 		return
 	}
 	var session *adapter.Session
+	var offset string
 	if nsp.recovery() > 0 {
 		var creds struct {
 			PID    *string `json:"pid"`
@@ -154,6 +155,7 @@ func (c *client) connect(name string, auth json.RawMessage) {
 		}
 		if json.Unmarshal(auth, &creds) == nil && creds.PID != nil && creds.Offset != nil {
 			var err error
+			offset = *creds.Offset
 			session, err = nsp.adapter.RestoreSession(*creds.PID, *creds.Offset)
 			if err != nil {
 				c.srv.log.Warn("socketio: restoring session", "nsp", name, "err", err)
@@ -162,6 +164,9 @@ func (c *client) connect(name string, auth json.RawMessage) {
 		}
 	}
 	sock := newSocket(nsp, c, auth, session)
+	if session != nil {
+		sock.recoveryOffset = offset
+	}
 	skip := session != nil && c.srv.opts.ConnectionStateRecovery != nil && !c.srv.opts.ConnectionStateRecovery.RunMiddlewares
 	refuse := func(err error) {
 		var ce *ConnectError

@@ -175,6 +175,22 @@ func (n *Namespace) connect(s *Socket, session *adapter.Session) {
 	}
 	n.adapter.AddAll(s.id, rooms...)
 	s.mu.Unlock()
+	if session != nil {
+		// What was broadcast between RestoreSession and the AddAll above (the middlewares and
+		// vetters ran meanwhile) reached neither the missed packets nor the socket: fetch it now
+		// that the rooms are joined. openGate drops what then also arrives live.
+		if log, ok := n.adapter.(adapter.RecoveryLog); ok {
+			from := s.recoveryOffset
+			if k := len(session.MissedPackets); k > 0 {
+				if o := adapter.LastOffset(session.MissedPackets[k-1]); o != "" {
+					from = o
+				}
+			}
+			if more, ok := log.PacketsAfter(from, rooms); ok {
+				session.MissedPackets = append(session.MissedPackets, more...)
+			}
+		}
+	}
 
 	// The CONNECT answer is sent by the first task of the socket's inbox, so that the connection
 	// handlers are in place before any event the client sends once it sees the CONNECT.

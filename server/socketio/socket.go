@@ -60,6 +60,8 @@ type Socket struct {
 	pid       string
 	handshake *Handshake
 	recovered bool
+	// recoveryOffset is the offset the client presented for a restored session (namespace.connect).
+	recoveryOffset string
 
 	mu              sync.Mutex
 	state           uint8
@@ -119,7 +121,7 @@ func newSocket(n *Namespace, c *client, auth json.RawMessage, session *adapter.S
 // startAfresh turns a socket built from a restored session into a new one (RecoveryVetter declined
 // it). Called before the socket is registered, on the connecting goroutine.
 func (s *Socket) startAfresh() {
-	s.id, s.recovered = newID(), false
+	s.id, s.recovered, s.recoveryOffset = newID(), false, ""
 	s.pid = ""
 	if s.nsp.recovery() > 0 {
 		s.pid = newID()

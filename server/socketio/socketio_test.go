@@ -739,6 +739,61 @@ func TestConnectionStateRecovery(t *testing.T) {
 	}
 }
 
+// A broadcast made while a recovered session runs its middlewares (after RestoreSession, before
+// the socket is back in its rooms) reaches the client once.
+func TestRecoveryBroadcastDuringMiddlewares(t *testing.T) {
+	io, url := newServer(t, Options{ConnectionStateRecovery: &RecoveryOptions{
+		MaxDisconnectionDuration: 10 * time.Second, RunMiddlewares: true}})
+	inMiddleware, proceed := make(chan struct{}, 1), make(chan struct{})
+	io.Use(func(s *Socket) error {
+		if s.Recovered() {
+			inMiddleware <- struct{}{}
+			<-proceed
+		}
+		return nil
+	})
+	conns := connected(io.Of("/"))
+	c := dial(t, url, clienttest.Options{})
+	s := recv(t, conns)
+	s.Join("room")
+	_ = s.Emit("first")
+	wait(t, c, "first")
+	done := make(chan struct{})
+	s.OnDisconnect(func(string) { close(done) })
+	off := c.Offset()
+	c.CloseTransport()
+	recv(t, done)
+	_ = io.To("room").Emit("missed", 1)
+
+	type result struct {
+		c   *clienttest.Client
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		c2, err := clienttest.Dial(context.Background(), url, clienttest.Options{RecoverPID: c.PID(), RecoverOffset: off})
+		res <- result{c2, err}
+	}()
+	recv(t, inMiddleware)
+	_ = io.To("room").Emit("gap", 2) // after RestoreSession, before the rooms are joined
+	close(proceed)
+	r := recv(t, res)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Cleanup(func() { _ = r.c.Close() })
+	if !r.c.Recovered() {
+		t.Fatal("not recovered")
+	}
+	wait(t, r.c, "missed")
+	wait(t, r.c, "gap")
+	_ = io.To("room").Emit("live", 3)
+	wait(t, r.c, "live")
+	if n := r.c.Pending("gap") + r.c.Pending("missed"); n != 0 {
+		t.Fatalf("%d duplicates", n)
+	}
+}
+
 // A RecoveryVetter sees the socket after the middlewares and the rooms of the restored session; when
 // it declines, the client gets a fresh session: new id, no rooms, none of the missed packets, and
 // the middlewares run even when recovered sessions skip them.

@@ -21,6 +21,7 @@ import (
 	"github.com/maoga/maoga/handlers/rest"
 	"github.com/maoga/maoga/handlers/socket"
 	"github.com/maoga/maoga/handlers/web"
+	"github.com/maoga/maoga/internal/clientaddr"
 	"github.com/maoga/maoga/models"
 	"github.com/maoga/maoga/server/engineio"
 	"github.com/maoga/maoga/server/socketio"
@@ -125,7 +126,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	nodeID := redisbus.NodeID()
 	if a.redis != nil {
 		log.Info("cluster mode: Redis adapter, event bus and presence", "node", nodeID)
-		a.cluster = redisadapter.NewCluster(a.redis, redisadapter.Options{Logger: log})
+		a.cluster = redisadapter.NewCluster(a.redis, redisadapter.Options{Logger: log, Sharded: cfg.RedisSharded})
 		ioAdapter = a.cluster.Factory()
 		a.Bus = redisbus.New(a.redis, redisbus.Options{Origin: nodeID, Logger: log,
 			Memory: events.MemoryOptions{Logger: log.With("component", "events")}})
@@ -138,13 +139,27 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if len(cfg.CORSOrigins) > 0 {
 		cors = &engineio.CORSOptions{Origins: cfg.CORSOrigins}
 	}
+	// Edge (cluster helper): behind trusted reverse proxies the client's address comes from
+	// X-Forwarded-For, for the engine's per-address limits, handshake.address and REST alike.
+	clientIP := clientaddr.New(cfg.TrustedProxies).ClientIP
+	var recovery *socketio.RecoveryOptions
+	if cfg.RecoveryMaxDisconnection > 0 {
+		// The handshake middleware runs for recovered sessions too (token and account checked on
+		// every connect); socket.Register vets the restored rooms.
+		recovery = &socketio.RecoveryOptions{MaxDisconnectionDuration: cfg.RecoveryMaxDisconnection, RunMiddlewares: true}
+	}
 	a.IO = socketio.NewServer(socketio.Options{
 		Engine: engineio.Options{PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout,
-			MaxPayload: cfg.MaxPayload, CORS: cors, Logger: log.With("component", "engineio")},
-		Logger:  log.With("component", "socketio"),
-		Adapter: ioAdapter,
+			MaxPayload: cfg.MaxPayload, CORS: cors, Logger: log.With("component", "engineio"),
+			ClientAddress: clientIP,
+			Limits: engineio.Limits{ConnectionsPerIP: offIfZero(cfg.LimitConnectionsPerIP),
+				HandshakesPerSecond: offIfZero(cfg.LimitHandshakesPerSecond), HandshakeBurst: cfg.LimitHandshakeBurst}},
+		Logger:                  log.With("component", "socketio"),
+		Adapter:                 ioAdapter,
+		ConnectionStateRecovery: recovery,
 		Limits: socketio.Limits{EventsPerSecond: float64(cfg.EventRate), EventBurst: cfg.EventBurst,
-			RateLimitedAck: socket.RateLimitedAck},
+			RateLimitedAck:    socket.RateLimitedAck,
+			MaxRoomsPerSocket: offIfZero(cfg.LimitRoomsPerSocket), MaxNamespacesPerClient: offIfZero(cfg.LimitNamespacesPerClient)},
 	})
 	nsp := a.IO.Of("/")
 	a.Emitter = countingEmitter{inner: socket.Emitter(nsp), m: a.Metrics}
@@ -232,7 +247,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// features = append(features, chat.Register(...), lobby.Register(...), matchmaking.Register(...))
 	// ────────────────────────────────────────────────────────────────────────────────────────────────
 	socket.Register(nsp, socket.Options{Tokens: a.Auth, Users: userModels, Presence: a.Presence,
-		Features: features, Observer: a.observeSocketEvent, Logger: log})
+		Features: features, Observer: a.observeSocketEvent, Logger: log,
+		// Rooms a recovered socket may rejoin: one check per feature that joins rooms (cluster helper).
+		RecoveryChecks: []socket.RoomCheck{socket.LobbyRoomCheck(a.Lobbies), socket.ChatRoomCheck(a.Chat),
+			socket.MatchRoomCheck(a.Matchmaking)}})
 
 	// REST.
 	ready := []rest.ReadyCheck{{Name: "store", Check: a.Store.Ping}}
@@ -244,7 +262,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		ready = append(ready, rest.ReadyCheck{Name: "redis-adapter", Check: a.cluster.Check})
 	}
 	a.API = rest.New(rest.Options{Auth: a.Auth, Store: store, Metrics: a.Metrics, Logger: log,
-		BodyLimit: cfg.BodyLimit, CORSOrigins: cfg.CORSOrigins, Ready: ready, Draining: a.draining.Load})
+		BodyLimit: cfg.BodyLimit, CORSOrigins: cfg.CORSOrigins, Ready: ready, Draining: a.draining.Load,
+		ClientIP: clientIP})
 	rest.RegisterAuth(a.API, a.Auth)
 	rest.RegisterUsers(a.API, a.Users)
 	rest.RegisterFriends(a.API, a.Friends)

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/maoga/maoga/internal/clientaddr"
 	"github.com/maoga/maoga/services/matchmaking"
 )
 
@@ -60,6 +62,21 @@ const DevJWTSecret = "maoga-development-secret-do-not-use-in-production"
 //	MATCH_RELAXATION  0s:100,10s:200,20s:400,40s:800,60s:*
 //	                                skill window by search time; "*": any skill, criteria ignored
 //	MATCH_REGIONS     (any)         comma-separated allowed regions; empty: any id of a-z, 0-9 and '-'
+//
+// Scale-out and edge (EdgeConfig, cluster helper):
+//
+//	RECOVERY_MAX_DISCONNECTION 2m   Socket.IO connection state recovery window: a client whose
+//	                                transport dropped and that reconnects to the same node within it
+//	                                gets its socket back (id, rooms, missed broadcasts); 0 disables
+//	REDIS_SHARDED     false         true: the Socket.IO adapter uses Redis 7 sharded pub/sub
+//	                                (SPUBLISH/SSUBSCRIBE, like Node's createShardedAdapter)
+//	TRUSTED_PROXIES   (none)        comma-separated CIDRs/addresses of reverse proxies whose
+//	                                X-Forwarded-For / X-Real-IP are believed (right-most untrusted hop)
+//	LIMIT_CONNECTIONS_PER_IP 100    open Engine.IO sessions per client address (0: no limit)
+//	LIMIT_HANDSHAKES_PER_SECOND 20  handshakes per second per client address (0: no limit)
+//	LIMIT_HANDSHAKE_BURST 40        bucket size of LIMIT_HANDSHAKES_PER_SECOND
+//	LIMIT_ROOMS_PER_SOCKET 1000     rooms one socket may be in, its own not counted (0: no limit)
+//	LIMIT_NAMESPACES_PER_CLIENT 32  namespaces one connection may join at once (0: no limit)
 type Config struct {
 	Host            string
 	Port            int
@@ -101,6 +118,8 @@ type Config struct {
 
 	// UsingDevSecret is set by FromEnv when JWT_SECRET was empty.
 	UsingDevSecret bool
+
+	EdgeConfig // scale-out and edge settings (cluster helper; end of this file)
 }
 
 // Defaults returns the configuration with every default filled in.
@@ -117,6 +136,8 @@ func Defaults() Config {
 		// Matchmaking.
 		MatchTick: time.Second, MatchStatusInterval: 5 * time.Second, MatchMaxSearch: 3 * time.Minute,
 		MatchLevels: append([]matchmaking.Level(nil), matchmaking.DefaultLevels...),
+		// Scale-out and edge.
+		EdgeConfig: edgeDefaults(),
 	}
 }
 
@@ -234,6 +255,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			problems = append(problems, fmt.Errorf("MATCH_REGIONS=%q: %w", v, err))
 		}
 	}
+	problems = append(problems, c.EdgeConfig.fromEnv(getenv)...) // scale-out and edge (cluster helper)
 	if len(c.JWTSecret) < 16 && !c.UsingDevSecret {
 		problems = append(problems, errors.New("JWT_SECRET: use at least 16 characters"))
 	}
@@ -250,4 +272,91 @@ func (c Config) NewLogger() *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// ── Scale-out and edge settings (cluster helper) ─────────────────────────────────────────────────
+
+// EdgeConfig holds the settings of the cluster and of the network edge: connection state recovery,
+// the adapter's sharded mode, trusted reverse proxies and the per-client limits of the protocol
+// server. A zero limit means no limit (the engine's own defaults are written out in edgeDefaults).
+type EdgeConfig struct {
+	RecoveryMaxDisconnection time.Duration  // RECOVERY_MAX_DISCONNECTION; 0: recovery off
+	RedisSharded             bool           // REDIS_SHARDED
+	TrustedProxies           []netip.Prefix // TRUSTED_PROXIES
+	LimitConnectionsPerIP    int            // LIMIT_CONNECTIONS_PER_IP
+	LimitHandshakesPerSecond float64        // LIMIT_HANDSHAKES_PER_SECOND
+	LimitHandshakeBurst      int            // LIMIT_HANDSHAKE_BURST
+	LimitRoomsPerSocket      int            // LIMIT_ROOMS_PER_SOCKET
+	LimitNamespacesPerClient int            // LIMIT_NAMESPACES_PER_CLIENT
+}
+
+func edgeDefaults() EdgeConfig {
+	return EdgeConfig{RecoveryMaxDisconnection: 2 * time.Minute, LimitConnectionsPerIP: 100,
+		LimitHandshakesPerSecond: 20, LimitHandshakeBurst: 40, LimitRoomsPerSocket: 1000, LimitNamespacesPerClient: 32}
+}
+
+// fromEnv reads the EdgeConfig variables into e and returns one problem per malformed value.
+func (e *EdgeConfig) fromEnv(getenv func(string) string) []error {
+	var problems []error
+	count := func(key string, dst *int, min int) {
+		v := strings.TrimSpace(getenv(key))
+		if v == "" {
+			return
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < min || n > 10_000_000 {
+			what := "(0: no limit)"
+			if min > 0 {
+				what = ""
+			}
+			problems = append(problems, fmt.Errorf("%s=%q: want an integer >= %d %s", key, v, min, what))
+			return
+		}
+		*dst = n
+	}
+	if v := strings.TrimSpace(getenv("RECOVERY_MAX_DISCONNECTION")); v != "" {
+		d, err := time.ParseDuration(v) // "0" parses: recovery off
+		if err != nil || d < 0 {
+			problems = append(problems, fmt.Errorf("RECOVERY_MAX_DISCONNECTION=%q: want a duration like 2m, or 0 to disable", v))
+		} else {
+			e.RecoveryMaxDisconnection = d
+		}
+	}
+	if v := strings.TrimSpace(getenv("REDIS_SHARDED")); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("REDIS_SHARDED=%q: want true or false (1 or 0)", v))
+		} else {
+			e.RedisSharded = b
+		}
+	}
+	if v := strings.TrimSpace(getenv("TRUSTED_PROXIES")); v != "" {
+		list, err := clientaddr.ParseList(v)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("TRUSTED_PROXIES=%q: %w", v, err))
+		} else {
+			e.TrustedProxies = list
+		}
+	}
+	count("LIMIT_CONNECTIONS_PER_IP", &e.LimitConnectionsPerIP, 0)
+	if v := strings.TrimSpace(getenv("LIMIT_HANDSHAKES_PER_SECOND")); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f >= 0 && f <= 1e6) { // NaN fails both
+			problems = append(problems, fmt.Errorf("LIMIT_HANDSHAKES_PER_SECOND=%q: want a number >= 0 (0: no limit)", v))
+		} else {
+			e.LimitHandshakesPerSecond = f
+		}
+	}
+	count("LIMIT_HANDSHAKE_BURST", &e.LimitHandshakeBurst, 1)
+	count("LIMIT_ROOMS_PER_SOCKET", &e.LimitRoomsPerSocket, 0)
+	count("LIMIT_NAMESPACES_PER_CLIENT", &e.LimitNamespacesPerClient, 0)
+	return problems
+}
+
+// offIfZero maps "0: no limit" to the protocol server's "negative: off".
+func offIfZero[N int | float64](n N) N {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
