@@ -1,6 +1,7 @@
 package clustertest
 
 import (
+	"context"
 	"net/http"
 	"testing"
 	"time"
@@ -155,8 +156,22 @@ func lobbyScenario(t *testing.T, c *cluster) {
 	}
 }
 
-// TestLobbyAcrossProcesses: two maoga processes, classic Redis pub/sub.
+// TestLobbyAcrossProcesses: two maoga processes, with the adapter's classic Redis pub/sub and with
+// its sharded mode (REDIS_SHARDED: SPUBLISH/SSUBSCRIBE, room channels).
 func TestLobbyAcrossProcesses(t *testing.T) {
-	c := startCluster(t, 2)
-	lobbyScenario(t, c)
+	for _, mode := range []struct{ name, env string }{{"classic", "REDIS_SHARDED=0"}, {"sharded", "REDIS_SHARDED=1"}} {
+		t.Run(mode.name, func(t *testing.T) {
+			c := startCluster(t, 2, mode.env)
+			lobbyScenario(t, c)
+			if mode.name == "sharded" { // the nodes really talk over sharded channels
+				chans, err := c.redis.Client().Do(context.Background(), "PUBSUB", "SHARDCHANNELS").StringSlice()
+				if err != nil || len(chans) == 0 {
+					t.Fatalf("no sharded channel subscribed: %v %v", chans, err)
+				}
+				if n, err := c.redis.Client().PubSubNumPat(context.Background()).Result(); err != nil || n != 0 {
+					t.Fatalf("sharded nodes hold %d classic pattern subscriptions (%v)", n, err)
+				}
+			}
+		})
+	}
 }
