@@ -2,19 +2,17 @@
 // redis-server, one shared store (the embedded FerretDB, served by this test process on a loopback
 // port), two or three nodes built from cmd/maoga (once per run, harness_test.go). It checks what
 // only separate processes can show:
-//
 //   - TestThreeProcesses: a node killed with SIGKILL leaves no user online, clients reconnect to
 //     another node, and a Redis outage neither crashes the nodes nor stops cross-node delivery for good;
-//
 //   - TestLobbyAcrossProcesses: lobby chat, typing, ready, kick and leave between nodes, with the
 //     adapter's classic and sharded (REDIS_SHARDED) pub/sub;
-//
 //   - TestMatchmakingAcrossProcesses: 20 rounds of simultaneous searches through three nodes, a
-//     frozen and a killed lease holder — nobody matched twice, the dead leader replaced in time;
-//
+//     frozen and a killed lease holder: nobody matched twice, the dead leader replaced in time;
 //   - TestRecoveryAcrossNodes: connection state recovery on the same node, a fresh session on another.
 //
-//     go test -count=1 ./deploy/clustertest/        (skipped with -short; needs redis-server)
+// Run them with (skipped with -short; needs redis-server):
+//
+//	go test -count=1 ./deploy/clustertest/
 package clustertest
 
 import (
