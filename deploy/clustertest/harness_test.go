@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -25,7 +24,6 @@ import (
 
 	"github.com/maoga/maoga/clienttest"
 	"github.com/maoga/maoga/internal/redisserver"
-	"github.com/maoga/maoga/internal/sharedstore"
 )
 
 const secret = "cluster-test-secret-0123456789abcdef"
@@ -69,38 +67,38 @@ func freePort(t *testing.T) int {
 
 var (
 	buildOnce sync.Once
-	builtBin  string
+	binDir    string
 	buildErr  error
 )
 
-// buildMaoga builds cmd/maoga once per test binary run (the tests share it).
-func buildMaoga(t *testing.T) string {
+// buildBinaries builds cmd/maoga and cmd/storeserver once per test binary run (the tests share
+// them). They are built without -race even when the tests run with it: the nodes and the store are
+// the system under test, not the test code, and an instrumented store slows every node down.
+func buildBinaries(t *testing.T) (maoga, storeserver string) {
 	t.Helper()
 	buildOnce.Do(func() {
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
-		dir, err := os.MkdirTemp("", "maoga-clustertest-")
-		if err != nil {
-			buildErr = err
+		binDir, buildErr = os.MkdirTemp("", "maoga-clustertest-")
+		if buildErr != nil {
 			return
 		}
-		builtBin = filepath.Join(dir, "maoga")
-		cmd := exec.Command("go", "build", "-o", builtBin, "./cmd/maoga")
+		cmd := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), "./cmd/maoga", "./cmd/storeserver")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/maoga: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build ./cmd/maoga ./cmd/storeserver: %v\n%s", err, out)
 		}
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	return builtBin
+	return filepath.Join(binDir, "maoga"), filepath.Join(binDir, "storeserver")
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if builtBin != "" {
-		_ = os.RemoveAll(filepath.Dir(builtBin))
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
 	}
 	os.Exit(code)
 }
@@ -247,10 +245,10 @@ func (nd *node) register(t *testing.T) (id, token string) {
 
 // cluster is Redis, the shared store and the nodes started by startCluster.
 type cluster struct {
-	redis *redisserver.Server
-	store *sharedstore.Server
-	nodes []*node
-	env   []string // the environment every node got (without PORT)
+	redis    *redisserver.Server
+	storeURI string // the shared store (cmd/storeserver: the embedded FerretDB as a process)
+	nodes    []*node
+	env      []string // the environment every node got (without PORT)
 }
 
 // startCluster starts redis-server, the shared store and n nodes (node 1 alone first: it creates the
@@ -260,16 +258,10 @@ func startCluster(t *testing.T, n int, extra ...string) *cluster {
 	if testing.Short() {
 		t.Skip("builds and runs maoga processes")
 	}
-	bin := buildMaoga(t)
+	bin, storeBin := buildBinaries(t)
 	c := &cluster{redis: redisserver.Start(t)}
-	var err error
-	c.store, err = sharedstore.Start(context.Background(), t.TempDir(), "127.0.0.1:0",
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.store.Stop) // registered before the nodes: runs after they stopped
-	c.env = append([]string{"MONGODB_URI=" + c.store.URI(), "MONGODB_DATABASE=clustertest",
+	c.storeURI = startStore(t, storeBin)
+	c.env = append([]string{"MONGODB_URI=" + c.storeURI, "MONGODB_DATABASE=clustertest",
 		"REDIS_URL=" + c.redis.URL()}, extra...)
 	c.nodes = append(c.nodes, startNode(t, bin, 1, c.env))
 	for i := 2; i <= n; i++ { // the others start together, then each is waited for
@@ -279,6 +271,45 @@ func startCluster(t *testing.T, n int, extra ...string) *cluster {
 		nd.waitReady(t, 30*time.Second)
 	}
 	return c
+}
+
+// startStore runs cmd/storeserver on a free port with its data in a temp dir until the test ends
+// (registered before the nodes, so it stops after them) and returns its MongoDB URI.
+func startStore(t *testing.T, bin string) string {
+	t.Helper()
+	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	log := &logBuffer{}
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "DATA_DIR="+t.TempDir(), "STORE_ADDR="+addr)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("store log:\n%s", log.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			conn.Close()
+			return "mongodb://" + addr + "/"
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("storeserver did not listen on %s:\n%s", addr, log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // ---- sockets ----

@@ -166,6 +166,7 @@ func TestMatchmakingAcrossProcesses(t *testing.T) {
 		for time.Now().Before(deadline) {
 			v, err := rdb.Get(ctx, leaseKey).Result()
 			if err != nil { // no round of q running right now
+				time.Sleep(500 * time.Microsecond)
 				continue
 			}
 			nd := nodeOfLease(nodes, v)
@@ -229,8 +230,9 @@ func TestMatchmakingAcrossProcesses(t *testing.T) {
 	waitMatched(t, survivors[0], []*mmUser{alone, late[0]}, 2, 15*time.Second)
 	matchedAfter := time.Since(killed)
 	t.Logf("leader killed: lease taken over after %v, waiting users matched %v after the kill", replacedAfter, matchedAfter)
-	if replacedAfter > 5*time.Second {
-		t.Fatalf("lease taken over %v after the kill, want < 5s (lease TTL 3s)", replacedAfter)
+	// Lease TTL 3s plus a survivor's next tick; the bound leaves room for a loaded machine.
+	if replacedAfter > 8*time.Second {
+		t.Fatalf("lease taken over %v after the kill, want < 8s (lease TTL 3s)", replacedAfter)
 	}
 	everyone = append(everyone, late...)
 
@@ -309,7 +311,7 @@ func checkStore(t *testing.T, c *cluster, users []*mmUser) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client, err := mongo.Connect(options.Client().ApplyURI(c.store.URI()))
+	client, err := mongo.Connect(options.Client().ApplyURI(c.storeURI))
 	if err != nil {
 		t.Fatal(err)
 	}
