@@ -142,6 +142,8 @@ func lobbyScenario(t *testing.T, c *cluster) {
 	h.next("chat:message", fromUser(dID))
 	d.next("chat:message", fromUser(dID))
 	cc.none("chat:message", 300*time.Millisecond)
+	b.none("lobby:member:left", 0) // B left the lobby room at the kick: no lobby events either
+	b.none("chat:message", 0)
 	if code := cc.fails("lobby:join", map[string]any{"lobbyId": lid}); code != "ACCESS_DENIED" {
 		t.Fatalf("lobby:join after leaving: %s", code)
 	}
