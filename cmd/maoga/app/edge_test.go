@@ -48,11 +48,16 @@ func startApp(t *testing.T, cfg app.Config) (*app.App, string) {
 // engineHandshake opens an Engine.IO polling session as a client behind the proxy at xff.
 func engineHandshake(t *testing.T, base, xff string) (status int, body string, sid string) {
 	t.Helper()
+	return engineHandshakeVia(t, http.DefaultClient, base, xff)
+}
+
+func engineHandshakeVia(t *testing.T, hc *http.Client, base, xff string) (status int, body string, sid string) {
+	t.Helper()
 	req, _ := http.NewRequest("GET", base+"/socket.io/?EIO=4&transport=polling", nil)
 	if xff != "" {
 		req.Header.Set("X-Forwarded-For", xff)
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,38 +104,58 @@ func lastLoginIP(t *testing.T, a *app.App, userID string) string {
 	return u.IP
 }
 
-func loginFrom(t *testing.T, base, login, xff string) {
+func loginFrom(t *testing.T, hc *http.Client, base, login, xff string) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", base+"/api/auth/login", strings.NewReader(`{"login":"`+login+`","password":"password123"}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Forwarded-For", xff)
-	if r := send(t, req); r.Status != http.StatusOK {
-		t.Fatalf("login: %d %s", r.Status, r.Raw)
+	res, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("login: %d", res.StatusCode)
 	}
 }
 
-// TestTrustedProxiesAndLimits: behind a trusted proxy (127.0.0.1 here) the client is the right-most
-// untrusted X-Forwarded-For hop, for the engine's per-address limits and for REST alike; a client
-// past LIMIT_CONNECTIONS_PER_IP or LIMIT_HANDSHAKES_PER_SECOND gets the engine's refusal while other
-// clients behind the same proxy go on.
-func TestTrustedProxiesAndLimits(t *testing.T) {
+// fromUntrusted is an HTTP client whose connections come from 127.0.0.2: loopback too (never
+// limited), but not in TRUSTED_PROXIES, so its forwarding headers are its own claim.
+func fromUntrusted() *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}, Timeout: 10 * time.Second}
+}
+
+// TestEdgeThroughTheApp crosses TRUSTED_PROXIES and the LIMIT_* settings on one server that trusts
+// 127.0.0.1 (the test plays nginx from there) and not 127.0.0.2 (a client of its own).
+func TestEdgeThroughTheApp(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	env := map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32, 10.0.0.0/8", "LIMIT_CONNECTIONS_PER_IP": "2",
-		"LIMIT_HANDSHAKES_PER_SECOND": "0.5", "LIMIT_HANDSHAKE_BURST": "4"}
+		"LIMIT_HANDSHAKES_PER_SECOND": "0.5", "LIMIT_HANDSHAKE_BURST": "4", "LIMIT_ROOMS_PER_SOCKET": "3",
+		"LIMIT_NAMESPACES_PER_CLIENT": "1"}
 	edge, err := app.FromEnv(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.EdgeConfig = edge.EdgeConfig
 	a, base := startApp(t, cfg)
+	t.Run("trusted proxy", func(t *testing.T) { trustedProxy(t, a, base) })
+	t.Run("untrusted peer", func(t *testing.T) { untrustedPeer(t, a, base) })
+	t.Run("rooms and namespaces", func(t *testing.T) { roomAndNamespaceLimits(t, a, base) })
+}
 
+// trustedProxy: behind a trusted proxy (127.0.0.1 here) the client is the right-most untrusted
+// X-Forwarded-For hop, for the engine's per-address limits and for REST alike; a client past
+// LIMIT_CONNECTIONS_PER_IP or LIMIT_HANDSHAKES_PER_SECOND gets the engine's refusal while other
+// clients behind the same proxy go on.
+func trustedProxy(t *testing.T, a *app.App, base string) {
 	// REST: the login's recorded address is the forwarded client, not the proxy nor a forged hop.
 	in := registerInput("edge")
 	s, err := a.Auth.Register(context.Background(), in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	loginFrom(t, base, in.Username, "6.6.6.6, 198.51.100.7, 10.1.2.3")
+	loginFrom(t, http.DefaultClient, base, in.Username, "6.6.6.6, 198.51.100.7, 10.1.2.3")
 	if ip := lastLoginIP(t, a, s.User.ID.Hex()); ip != "198.51.100.7" {
 		t.Fatalf("REST client address %q, want 198.51.100.7", ip)
 	}
@@ -189,15 +214,12 @@ func TestTrustedProxiesAndLimits(t *testing.T) {
 	}
 }
 
-// TestUntrustedPeerHeadersIgnored: when the peer is not a trusted proxy (the default: none is),
-// X-Forwarded-For is the client's own claim and is ignored, for limits and REST.
-func TestUntrustedPeerHeadersIgnored(t *testing.T) {
-	cfg := testConfig(t.TempDir())
-	cfg.TrustedProxies = nil
-	cfg.LimitConnectionsPerIP = 1 // loopback is never limited: a believed header would be
-	a, base := startApp(t, cfg)
-	for i := 0; i < 3; i++ {
-		if st, body, _ := engineHandshake(t, base, "198.51.100.7"); st != http.StatusOK {
+// untrustedPeer: from a peer that is not a trusted proxy, X-Forwarded-For is the client's own claim
+// and is ignored, for limits and REST.
+func untrustedPeer(t *testing.T, a *app.App, base string) {
+	hc := fromUntrusted()
+	for i := 0; i < 3; i++ { // a believed header would meet LIMIT_CONNECTIONS_PER_IP=2
+		if st, body, _ := engineHandshakeVia(t, hc, base, "198.51.100.77"); st != http.StatusOK {
 			t.Fatalf("forged X-Forwarded-For was believed: handshake %d: %d %s", i, st, body)
 		}
 	}
@@ -206,8 +228,8 @@ func TestUntrustedPeerHeadersIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	loginFrom(t, base, in.Username, "198.51.100.7")
-	if ip := lastLoginIP(t, a, s.User.ID.Hex()); ip != "127.0.0.1" {
+	loginFrom(t, hc, base, in.Username, "198.51.100.77")
+	if ip := lastLoginIP(t, a, s.User.ID.Hex()); ip != "127.0.0.2" {
 		t.Fatalf("REST took the forged address: %q", ip)
 	}
 }
@@ -223,14 +245,10 @@ func dialWith(t *testing.T, base, token string, h http.Header) *clienttest.Clien
 	return c
 }
 
-// TestRoomAndNamespaceLimits crosses LIMIT_ROOMS_PER_SOCKET (a join past it answers JOIN_ERROR and
-// leaves the socket as it was) and LIMIT_NAMESPACES_PER_CLIENT (a CONNECT past it gets
-// CONNECT_ERROR "Too many namespaces").
-func TestRoomAndNamespaceLimits(t *testing.T) {
-	cfg := testConfig(t.TempDir())
-	cfg.LimitRoomsPerSocket = 3 // the user room and two more
-	cfg.LimitNamespacesPerClient = 1
-	a, base := startApp(t, cfg)
+// roomAndNamespaceLimits crosses LIMIT_ROOMS_PER_SOCKET=3 (the user room and two more; a join past
+// it answers JOIN_ERROR and leaves the socket as it was) and LIMIT_NAMESPACES_PER_CLIENT=1 (a CONNECT
+// past it gets CONNECT_ERROR "Too many namespaces").
+func roomAndNamespaceLimits(t *testing.T, a *app.App, base string) {
 	ctx := context.Background()
 	me, err := a.Auth.Register(ctx, registerInput("rooms"))
 	if err != nil {
