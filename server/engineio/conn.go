@@ -1,6 +1,7 @@
 package engineio
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -294,7 +295,14 @@ func (c *Conn) finish(reason string, err error) {
 		probe.closeWith(closeNormal)
 	}
 	if ws != nil {
-		ws.closeWith(closeNormal)
+		if errors.Is(err, ErrQueueFull) {
+			// A slow consumer: its writer is most likely stuck in a write, and the
+			// close frame waits for it (closeLockWait). finish runs here on the
+			// goroutine of whoever sent (a broadcast loop), which must not wait.
+			go ws.closeWith(closeNormal)
+		} else {
+			ws.closeWith(closeNormal)
+		}
 	}
 	if err != nil {
 		c.srv.log.Debug("engineio: session closed", "sid", c.id, "reason", reason, "err", err)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -202,5 +203,42 @@ func TestSlowConsumerByteBound(t *testing.T) {
 		if err := conn2.Send(chunk); err != nil {
 			t.Fatalf("send %d after the poll: %v", i, err)
 		}
+	}
+}
+
+// TestSlowConsumerOverflowDoesNotWait: the Send that overflows the queue of a websocket client that
+// does not read returns at once, although the session's writer is stuck in a write (the close frame
+// that would wait for it, up to closeLockWait, is sent from another goroutine).
+func TestSlowConsumerOverflowDoesNotWait(t *testing.T) {
+	ts := newTestServer(t, Options{MaxQueuedPackets: 1 << 20, MaxQueuedBytes: 1 << 20, WriteTimeout: 30 * time.Second}, false)
+	c := ts.dialWS("EIO=4&transport=websocket")
+	sid := parseOpen(t, c.readText()).SID
+	conn := ts.conn()
+	if tc, ok := c.conn.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(4096) // a small window: the writer blocks soon
+	}
+	big := Message{Data: bytes.Repeat([]byte("s"), 64<<10)}
+	var worst time.Duration
+	sent := 0
+	for ; sent < 10_000; sent++ {
+		t0 := time.Now()
+		err := conn.Send(big)
+		if d := time.Since(t0); d > worst {
+			worst = d
+		}
+		if errors.Is(err, ErrQueueFull) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond) // let the writer catch up, until it blocks on the full socket
+	}
+	if ev := ts.rec(sid).waitClose(t, 3*time.Second); !errors.Is(ev.err, ErrQueueFull) {
+		t.Fatalf("close %+v", ev)
+	}
+	t.Logf("closed after %d sends of 64 KiB (%d MiB into the kernel and the queue); slowest Send %v", sent, sent>>4, worst)
+	if worst >= closeLockWait {
+		t.Fatalf("a Send took %v: the overflow waited for the stuck writer", worst)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -373,6 +374,9 @@ func (c *client) attachmentsOverdue(gen uint64) {
 	addr := ""
 	if hs := c.conn.Handshake(); hs != nil {
 		addr = hs.RemoteAddr
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			addr = host
+		}
 	}
 	c.srv.offenders.report("attachments:"+addr, "socketio: binary packet closed: attachments did not arrive in time",
 		"conn", c.conn.ID(), "address", addr, "timeout", c.srv.limits.AttachmentTimeout)
