@@ -31,6 +31,15 @@ const (
 	StatusOffline = "offline"
 )
 
+// ValidAccountStatus reports whether s is one of the three account statuses.
+func ValidAccountStatus(s string) bool {
+	switch s {
+	case AccountActive, AccountSuspended, AccountBanned:
+		return true
+	}
+	return false
+}
+
 // ValidPresenceStatus reports whether s is one of the five presence statuses.
 func ValidPresenceStatus(s string) bool {
 	switch s {
@@ -53,6 +62,8 @@ type User struct {
 	Bio           string        `bson:"bio,omitempty"`
 	AvatarURL     string        `bson:"avatarUrl,omitempty"`
 	AccountStatus string        `bson:"accountStatus"`
+	// AccountStatusReason says why an admin last changed AccountStatus (users.SetAccountStatus).
+	AccountStatusReason string `bson:"accountStatusReason,omitempty"`
 	// Status is the last presence status written by the presence service; LastActive is when the
 	// user was last seen (set when the last socket closes and at login).
 	Status     string     `bson:"status"`

@@ -5,6 +5,7 @@ package users
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -45,8 +46,9 @@ type Options struct {
 
 // Service is the users service.
 type Service struct {
-	users *models.Users
-	o     Options
+	users   *models.Users
+	refresh *models.RefreshTokens
+	o       Options
 }
 
 // New builds the service.
@@ -57,7 +59,7 @@ func New(o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Service{users: models.NewUsers(o.Store), o: o}
+	return &Service{users: models.NewUsers(o.Store), refresh: models.NewRefreshTokens(o.Store), o: o}
 }
 
 // SetPresence/SetFriends/SetEmitter complete the wiring where the dependencies are built later.
@@ -302,4 +304,62 @@ func (s *Service) UserLoggedIn(ctx context.Context, userID string) error {
 		}
 	}
 	return firstErr
+}
+
+// AccountReasonMax bounds the reason given with an account status change, in characters.
+const AccountReasonMax = 500
+
+// SetAccountStatus changes a user's accountStatus (active, suspended or banned) with immediate
+// effect. The status is stored first: from then on every socket handshake, REST request and token
+// refresh of the user checks it and is refused. An account that is no longer active also loses its
+// refresh tokens (they stay dead if it is reactivated). Then user.account.status.changed is
+// published, on which every node disconnects the user's sockets (handlers/socket,
+// DisconnectOnAccountChange). When publishing fails the change is stored all the same: the user is
+// returned with the error, and open sockets notice at their next event instead.
+func (s *Service) SetAccountStatus(ctx context.Context, userID, status, reason string) (*models.User, error) {
+	oid, err := parseUserID(userID)
+	if err != nil {
+		return nil, err
+	}
+	reason = strings.TrimSpace(reason)
+	fields := map[string]string{}
+	if !models.ValidAccountStatus(status) {
+		fields["status"] = "must be one of active, suspended, banned"
+	}
+	if utf8.RuneCountInString(reason) > AccountReasonMax {
+		fields["reason"] = "must be at most 500 characters"
+	}
+	if len(fields) > 0 {
+		return nil, errs.Validation("invalid account status change", fields)
+	}
+	before, err := s.users.ByID(ctx, oid)
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.users.Update(ctx, oid, bson.M{"accountStatus": status, "accountStatusReason": reason})
+	if err != nil {
+		return nil, err
+	}
+	s.o.Logger.Info("account status changed", "userId", u.ID.Hex(), "status", status, "previous", before.AccountStatus,
+		"reason", reason)
+	if status != models.AccountActive {
+		if _, err := s.refresh.RevokeUser(ctx, oid); err != nil {
+			// The stored status already refuses every refresh; the revocation only keeps old tokens dead
+			// after a reactivation. Reported, not undone.
+			return u, err
+		}
+	}
+	if s.o.Events == nil {
+		return u, nil
+	}
+	e, err := events.New(events.UserAccountStatusChanged, events.UserAccountStatusData{
+		UserID: u.ID.Hex(), Status: status, Previous: before.AccountStatus, Reason: reason})
+	if err == nil {
+		err = s.o.Events.Publish(ctx, e)
+	}
+	if err != nil {
+		s.o.Logger.Error("publish event failed", "event", events.UserAccountStatusChanged, "userId", u.ID.Hex(), "err", err)
+		return u, errs.Internal(fmt.Errorf("account status stored, but %s was not published: %w", events.UserAccountStatusChanged, err))
+	}
+	return u, nil
 }

@@ -94,6 +94,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		log.Warn("!!! JWT_SECRET is not set: using the PUBLIC development secret. Anyone can forge tokens. " +
 			"Set JWT_SECRET before exposing this server. !!!")
 	}
+	if err := errors.Join(cfg.productionProblems()...); err != nil { // APP_ENV=production (appenv.go)
+		return nil, err
+	}
 	a := &App{Config: cfg, Log: log, Metrics: metrics.NewApp()}
 	ok := false
 	defer func() {
@@ -233,6 +236,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// ────────────────────────────────────────────────────────────────────────────────────────────────
 	socket.Register(nsp, socket.Options{Tokens: a.Auth, Users: userModels, Presence: a.Presence,
 		Features: features, Observer: a.observeSocketEvent, Logger: log})
+	// A suspended or banned user's sockets are disconnected at once, on every node (users.SetAccountStatus).
+	a.unsub = append(a.unsub, socket.DisconnectOnAccountChange(a.Bus, nsp, log))
 
 	// REST.
 	ready := []rest.ReadyCheck{{Name: "store", Check: a.Store.Ping}}
@@ -258,7 +263,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// ────────────────────────────────────────────────────────────────────────────────────────────────
 
 	mux := http.NewServeMux()
-	mux.Handle("/socket.io/", a.IO)
+	if cfg.Production() { // only configured origins (and the server's own pages) reach Socket.IO
+		mux.Handle("/socket.io/", checkOrigin(cfg.CORSOrigins, a.IO))
+	} else {
+		mux.Handle("/socket.io/", a.IO)
+	}
 	// Web client (web helper): GET/HEAD of the built app's files (web/dist, embedded) are served here;
 	// everything else, and always /api/, goes on to the API (its routes and JSON 404s are unchanged).
 	mux.Handle("/", web.Embedded(a.API))

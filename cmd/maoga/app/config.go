@@ -60,6 +60,12 @@ const DevJWTSecret = "maoga-development-secret-do-not-use-in-production"
 //	MATCH_RELAXATION  0s:100,10s:200,20s:400,40s:800,60s:*
 //	                                skill window by search time; "*": any skill, criteria ignored
 //	MATCH_REGIONS     (any)         comma-separated allowed regions; empty: any id of a-z, 0-9 and '-'
+//
+//	APP_ENV           development   development | production. production refuses to start with the
+//	                                development JWT secret or with CORS_ORIGINS unset or "*" (it must
+//	                                list origins like https://game.example), and refuses Socket.IO
+//	                                requests (websocket upgrades included) whose Origin is neither
+//	                                listed nor the server's own host (see appenv.go)
 type Config struct {
 	Host            string
 	Port            int
@@ -101,6 +107,9 @@ type Config struct {
 
 	// UsingDevSecret is set by FromEnv when JWT_SECRET was empty.
 	UsingDevSecret bool
+
+	// AppEnv is APP_ENV: EnvDevelopment or EnvProduction (appenv.go).
+	AppEnv string
 }
 
 // Defaults returns the configuration with every default filled in.
@@ -117,6 +126,8 @@ func Defaults() Config {
 		// Matchmaking.
 		MatchTick: time.Second, MatchStatusInterval: 5 * time.Second, MatchMaxSearch: 3 * time.Minute,
 		MatchLevels: append([]matchmaking.Level(nil), matchmaking.DefaultLevels...),
+		// APP_ENV.
+		AppEnv: EnvDevelopment,
 	}
 }
 
@@ -237,6 +248,15 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if len(c.JWTSecret) < 16 && !c.UsingDevSecret {
 		problems = append(problems, errors.New("JWT_SECRET: use at least 16 characters"))
 	}
+	// APP_ENV: production refuses the public development defaults (appenv.go).
+	if v := strings.TrimSpace(getenv("APP_ENV")); v != "" {
+		if v != EnvDevelopment && v != EnvProduction {
+			problems = append(problems, fmt.Errorf("APP_ENV=%q: want development or production", v))
+		} else {
+			c.AppEnv = v
+		}
+	}
+	problems = append(problems, c.productionProblems()...)
 	return c, errors.Join(problems...)
 }
 
