@@ -244,3 +244,29 @@ func (r *Users) SetPresence(ctx context.Context, id bson.ObjectID, status string
 	}
 	return nil
 }
+
+// Inactive returns the accountStatus of those of ids whose account is not active (suspended or
+// banned), in one query per 500 ids that reads only the status. Unknown ids are not reported.
+func (r *Users) Inactive(ctx context.Context, ids []bson.ObjectID) (map[bson.ObjectID]string, error) {
+	out := map[bson.ObjectID]string{}
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		cur, err := r.c.Find(ctx, bson.M{"_id": bson.M{"$in": chunk}, "accountStatus": bson.M{"$ne": AccountActive}},
+			options.Find().SetProjection(bson.M{"accountStatus": 1}))
+		if err != nil {
+			return nil, errs.Internal(err)
+		}
+		var docs []struct {
+			ID            bson.ObjectID `bson:"_id"`
+			AccountStatus string        `bson:"accountStatus"`
+		}
+		if err := cur.All(ctx, &docs); err != nil {
+			return nil, errs.Internal(err)
+		}
+		for _, d := range docs {
+			out[d.ID] = d.AccountStatus
+		}
+	}
+	return out, nil
+}

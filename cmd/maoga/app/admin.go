@@ -22,8 +22,9 @@ const AdminUsage = `usage: maoga admin set-status <username|email|id> <active|su
 
 Changes a user's account status in the store the server uses (MONGODB_URI, or the embedded store
 in DATA_DIR). suspended and banned take effect at once: the user's refresh tokens are revoked, and
-with REDIS_URL set every running node is told to disconnect the user's sockets (without Redis a
-running server sees the change at the user's next request, handshake or socket event).`
+with REDIS_URL set every running node is told to disconnect the user's sockets at once (without
+Redis a running server refuses the user's next request or handshake, and disconnects the user's
+sockets at its next account sweep, within 10 s).`
 
 // Admin runs `maoga admin <args>` with the server's configuration and returns the exit code: 0 done,
 // 1 failed (unknown user, store or Redis unreachable), 2 usage error.
@@ -83,7 +84,7 @@ func Admin(ctx context.Context, cfg Config, args []string, stdout, stderr io.Wri
 	case announcer != nil:
 		fmt.Fprintf(stdout, "announced to %d running node(s) through Redis\n", announcer.receivers)
 	case status != models.AccountActive:
-		fmt.Fprintln(stdout, "no REDIS_URL: running servers see the change at the user's next request, handshake or socket event")
+		fmt.Fprintln(stdout, "no REDIS_URL: a running server refuses the user's next request at once and disconnects the user's sockets at its next account sweep (within 10 s)")
 	}
 	return 0
 }

@@ -236,8 +236,15 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// ────────────────────────────────────────────────────────────────────────────────────────────────
 	socket.Register(nsp, socket.Options{Tokens: a.Auth, Users: userModels, Presence: a.Presence,
 		Features: features, Observer: a.observeSocketEvent, Logger: log})
-	// A suspended or banned user's sockets are disconnected at once, on every node (users.SetAccountStatus).
+	// A suspended or banned user's sockets are disconnected at once, on every node (users.SetAccountStatus),
+	// and within accountSweepInterval when the change reached the store without an event.
 	a.unsub = append(a.unsub, socket.DisconnectOnAccountChange(a.Bus, nsp, log))
+	if every := cfg.AccountSweepInterval; every >= 0 {
+		if every == 0 {
+			every = defaultAccountSweep
+		}
+		a.unsub = append(a.unsub, socket.SweepInactiveAccounts(nsp, userModels, every, log))
+	}
 
 	// REST.
 	ready := []rest.ReadyCheck{{Name: "store", Check: a.Store.Ping}}
@@ -275,6 +282,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	ok = true
 	return a, nil
 }
+
+// defaultAccountSweep is Config.AccountSweepInterval's default: how long a suspension that no event
+// announced (socket.SweepInactiveAccounts) may take to reach open sockets.
+const defaultAccountSweep = 10 * time.Second
 
 // Handler is the whole HTTP surface (Socket.IO + REST).
 func (a *App) Handler() http.Handler { return a.handler }

@@ -110,6 +110,9 @@ type Config struct {
 
 	// AppEnv is APP_ENV: EnvDevelopment or EnvProduction (appenv.go).
 	AppEnv string
+	// AccountSweepInterval is how often each node checks that the users connected to it are still
+	// active (socket.SweepInactiveAccounts; no environment variable). 0: 10s; negative: off.
+	AccountSweepInterval time.Duration
 }
 
 // Defaults returns the configuration with every default filled in.
