@@ -232,7 +232,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// features = append(features, chat.Register(...), lobby.Register(...), matchmaking.Register(...))
 	// ────────────────────────────────────────────────────────────────────────────────────────────────
 	socket.Register(nsp, socket.Options{Tokens: a.Auth, Users: userModels, Presence: a.Presence,
-		Features: features, Observer: a.observeSocketEvent, Logger: log})
+		Features: features, Observer: a.observeSocketEvent, Logger: log,
+		OnEmit: func(event string) { a.Metrics.EventsOut.With(event).Inc() }})
 
 	// REST.
 	ready := []rest.ReadyCheck{{Name: "store", Check: a.Store.Ping}}
@@ -431,6 +432,7 @@ func (a *App) observeSocketEvent(event, code string, took time.Duration) {
 	a.Metrics.HandlerSeconds.With(event).Observe(took.Seconds())
 	if code != "" {
 		a.Metrics.Errors.With(code, "socket").Inc()
+		a.Metrics.EventsOut.With("error").Inc() // the failure is answered with the event `error`
 	}
 }
 
