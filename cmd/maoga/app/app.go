@@ -192,7 +192,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.Lobbies = lobby.New(lobby.Options{Store: store, Games: a.Games, Users: userModels, Emitter: a.Emitter,
-		Events: a.Bus, Logger: log})
+		Events: a.Bus, Logger: log, IdleTimeout: cfg.LobbyIdleTimeout, ActiveTimeout: cfg.LobbyActiveTimeout})
 	a.unsub = append(a.unsub, a.Lobbies.StartSweeper())
 
 	// Matchmaking (matchmaking helper): matches become lobbies through the lobby service; the matcher
