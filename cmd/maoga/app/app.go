@@ -183,6 +183,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 			return nil, fmt.Errorf("PUSH_WEBHOOK_URL: %w", err)
 		}
 	}
+	nopts.Channels = notifications.ConfiguredChannels(notifications.DefaultChannels, nopts.Email != nil, nopts.Push != nil)
 	a.Notifications = notifications.New(nopts)
 	a.unsub = append(a.unsub, a.Notifications.Subscribe(a.Bus))
 
