@@ -60,14 +60,14 @@ type Options struct {
 
 // Service is the notification service.
 type Service struct {
-	store *models.Notifications
-	users UserLookup
-	emit  realtime.Emitter
+	store    *models.Notifications
+	users    UserLookup
+	emit     realtime.Emitter
 	email    EmailSender
 	push     PushSender
 	channels map[string][]string
 	log      *slog.Logger
-	now   func() time.Time
+	now      func() time.Time
 }
 
 // New returns a Service.
