@@ -151,6 +151,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 
 	userModels, friendshipModels := models.NewUsers(store), models.NewFriendships(store)
 	a.Users = users.New(users.Options{Store: store, Emitter: a.Emitter, Events: a.Bus, Logger: log})
+	a.unsub = append(a.unsub, a.Users.Close) // pending login-grace checks (LoginGrace)
 	a.Friends = friends.New(store, a.Users, a.Bus, log)
 	a.Users.SetFriends(a.Friends)
 	if a.redis != nil { // cluster: sockets counted across nodes, dead nodes' users go offline (cluster helper)
