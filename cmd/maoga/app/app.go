@@ -154,6 +154,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 
 	userModels, friendshipModels := models.NewUsers(store), models.NewFriendships(store)
 	a.Users = users.New(users.Options{Store: store, Emitter: a.Emitter, Events: a.Bus, Logger: log})
+	a.unsub = append(a.unsub, a.Users.Close) // pending login-grace checks (LoginGrace)
 	a.Friends = friends.New(store, a.Users, a.Bus, log)
 	a.Users.SetFriends(a.Friends)
 	if a.redis != nil { // cluster: sockets counted across nodes, dead nodes' users go offline (cluster helper)
@@ -186,6 +187,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 			return nil, fmt.Errorf("PUSH_WEBHOOK_URL: %w", err)
 		}
 	}
+	nopts.Channels = notifications.ConfiguredChannels(notifications.DefaultChannels, nopts.Email != nil, nopts.Push != nil)
 	a.Notifications = notifications.New(nopts)
 	a.unsub = append(a.unsub, a.Notifications.Subscribe(a.Bus))
 
@@ -195,7 +197,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.Lobbies = lobby.New(lobby.Options{Store: store, Games: a.Games, Users: userModels, Emitter: a.Emitter,
-		Events: a.Bus, Logger: log})
+		Events: a.Bus, Logger: log, IdleTimeout: cfg.LobbyIdleTimeout, ActiveTimeout: cfg.LobbyActiveTimeout})
 	a.unsub = append(a.unsub, a.Lobbies.StartSweeper())
 
 	// Matchmaking (matchmaking helper): matches become lobbies through the lobby service; the matcher
@@ -235,9 +237,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// features = append(features, chat.Register(...), lobby.Register(...), matchmaking.Register(...))
 	// ────────────────────────────────────────────────────────────────────────────────────────────────
 	socket.Register(nsp, socket.Options{Tokens: a.Auth, Users: userModels, Presence: a.Presence,
-		Features: features, Observer: a.observeSocketEvent, Logger: log})
+		Features: features, Observer: a.observeSocketEvent, Logger: log,
+		OnEmit: func(event string) { a.Metrics.EventsOut.With(event).Inc() }})
 	// A suspended or banned user's sockets are disconnected at once, on every node (users.SetAccountStatus),
-	// and within accountSweepInterval when the change reached the store without an event.
+	// and within Config.AccountSweepInterval when the change reached the store without an event.
 	a.unsub = append(a.unsub, socket.DisconnectOnAccountChange(a.Bus, nsp, log))
 	if every := cfg.AccountSweepInterval; every >= 0 {
 		if every == 0 {
@@ -451,6 +454,7 @@ func (a *App) observeSocketEvent(event, code string, took time.Duration) {
 	a.Metrics.HandlerSeconds.With(event).Observe(took.Seconds())
 	if code != "" {
 		a.Metrics.Errors.With(code, "socket").Inc()
+		a.Metrics.EventsOut.With("error").Inc() // the failure is answered with the event `error`
 	}
 }
 

@@ -60,6 +60,9 @@ const DevJWTSecret = "maoga-development-secret-do-not-use-in-production"
 //	MATCH_RELAXATION  0s:100,10s:200,20s:400,40s:800,60s:*
 //	                                skill window by search time; "*": any skill, criteria ignored
 //	MATCH_REGIONS     (any)         comma-separated allowed regions; empty: any id of a-z, 0-9 and '-'
+//	LOBBY_IDLE_TIMEOUT 30m          a forming/ready lobby with no change and no chat message for this
+//	                                long is closed (lobby:closed, reason idle_timeout); "off" disables
+//	LOBBY_ACTIVE_TIMEOUT 6h         the same for a started (active) lobby: collects abandoned games
 //
 //	APP_ENV           development   development | production. production refuses to start with the
 //	                                development JWT secret or with CORS_ORIGINS unset or "*" (it must
@@ -104,6 +107,9 @@ type Config struct {
 	MatchMaxSearch      time.Duration
 	MatchLevels         []matchmaking.Level
 	MatchRegions        []string
+	// Lobbies (services/lobby): idle timeouts, negative = off.
+	LobbyIdleTimeout   time.Duration
+	LobbyActiveTimeout time.Duration
 
 	// UsingDevSecret is set by FromEnv when JWT_SECRET was empty.
 	UsingDevSecret bool
@@ -129,6 +135,8 @@ func Defaults() Config {
 		// Matchmaking.
 		MatchTick: time.Second, MatchStatusInterval: 5 * time.Second, MatchMaxSearch: 3 * time.Minute,
 		MatchLevels: append([]matchmaking.Level(nil), matchmaking.DefaultLevels...),
+		// Lobbies.
+		LobbyIdleTimeout: 30 * time.Minute, LobbyActiveTimeout: 6 * time.Hour,
 		// APP_ENV.
 		AppEnv: EnvDevelopment,
 	}
@@ -226,6 +234,16 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	num("CHAT_TYPING_LIMIT", &c.ChatTypingLimit, 1, 1_000_000)
 	dur("CHAT_TYPING_WINDOW", &c.ChatTypingWindow)
 	num("CHAT_MAX_JOINED", &c.ChatMaxJoined, 1, 10_000)
+	// Lobbies: a duration, or "off".
+	durOrOff := func(key string, dst *time.Duration) {
+		if strings.EqualFold(strings.TrimSpace(getenv(key)), "off") {
+			*dst = -1
+			return
+		}
+		dur(key, dst)
+	}
+	durOrOff("LOBBY_IDLE_TIMEOUT", &c.LobbyIdleTimeout)
+	durOrOff("LOBBY_ACTIVE_TIMEOUT", &c.LobbyActiveTimeout)
 	// Matchmaking.
 	dur("MATCH_TICK", &c.MatchTick)
 	dur("MATCH_STATUS_INTERVAL", &c.MatchStatusInterval)
