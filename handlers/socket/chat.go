@@ -116,7 +116,7 @@ func (h *chatHandlers) joinedChats() int {
 
 // announce sends a member event to the others in room (never fails the action: the caller's part is done).
 func (h *chatHandlers) announce(room, event, chatID string) {
-	if err := h.c.Socket.To(room).Emit(event, memberPayload{ChatID: chatID, User: h.me()}); err != nil {
+	if err := h.c.EmitToRoom(room, event, memberPayload{ChatID: chatID, User: h.me()}); err != nil {
 		h.c.Logger().Error("chat announce failed", "event", event, "chatId", chatID, "err", err)
 	}
 }
@@ -180,7 +180,7 @@ func (h *chatHandlers) join(ctx context.Context, ev *socketio.Event) error {
 	if err := h.c.Socket.Join(room); err != nil { // LIMIT_ROOMS_PER_SOCKET
 		return tooManyRooms(errs.CodeJoinError, "Failed to join chat")
 	}
-	if err := h.c.Socket.Emit(EventChatJoined, map[string]string{"chatId": chatID}); err != nil {
+	if err := h.c.Emit(EventChatJoined, map[string]string{"chatId": chatID}); err != nil {
 		h.c.Logger().Warn("chat:joined not sent", "chatId", chatID, "err", err)
 	}
 	if !already {
@@ -273,7 +273,7 @@ func (h *chatHandlers) typing(ctx context.Context, ev *socketio.Event) error {
 		User     userRef `json:"user"`
 		IsTyping bool    `json:"isTyping"`
 	}{chatID, h.me(), *in.IsTyping}
-	if err := h.c.Socket.To(room).Emit(EventChatTyping, payload); err != nil {
+	if err := h.c.EmitToRoom(room, EventChatTyping, payload); err != nil {
 		return h.asCode(errs.Internal(err), errs.CodeMessageError, "Failed to send typing indicator", EventChatTyping)
 	}
 	return OK(ev, map[string]string{"chatId": chatID})
@@ -302,7 +302,7 @@ func (h *chatHandlers) read(ctx context.Context, ev *socketio.Event) error {
 	if err != nil {
 		return h.asCode(err, errs.CodeMessageError, "Failed to mark the chat read", EventChatRead)
 	}
-	if err := h.c.Socket.To(chat.Room(chatID)).Emit(EventChatRead,
+	if err := h.c.EmitToRoom(chat.Room(chatID), EventChatRead,
 		map[string]string{"chatId": chatID, "userId": h.c.User.UserID}); err != nil {
 		h.c.Logger().Error("chat:read broadcast failed", "chatId", chatID, "err", err)
 	}

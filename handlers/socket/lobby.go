@@ -117,9 +117,9 @@ func (h lobbyHandlers) join(ctx context.Context, ev *socketio.Event) error {
 		return h.failAs(ev.Name(), errs.CodeJoinError, "Failed to join lobby", err)
 	}
 	view := lobby.NewView(l)
-	_ = h.c.Socket.Emit(lobby.EventJoined, map[string]any{"lobbyId": id})
-	_ = h.c.Socket.Emit(lobby.EventUpdate, map[string]any{"lobbyId": id, "update": view})
-	if err := h.c.Socket.To(room).Emit(lobby.EventMemberJoined, map[string]any{"lobbyId": id,
+	_ = h.c.Emit(lobby.EventJoined, map[string]any{"lobbyId": id})
+	_ = h.c.Emit(lobby.EventUpdate, map[string]any{"lobbyId": id, "update": view})
+	if err := h.c.EmitToRoom(room, lobby.EventMemberJoined, map[string]any{"lobbyId": id,
 		"user": map[string]any{"id": uid, "username": h.c.User.Username, "displayName": h.c.User.DisplayName}}); err != nil {
 		h.c.Logger().Error("lobby:member:joined broadcast failed", "lobbyId", id, "err", err)
 	}
@@ -140,7 +140,7 @@ func (h lobbyHandlers) leave(ctx context.Context, ev *socketio.Event) error {
 	wasIn := slices.Contains(h.c.Socket.Rooms(), room)
 	h.c.Socket.Leave(room, lobby.ChatRoom(id))
 	if wasIn {
-		if err := h.c.Socket.To(room).Emit(lobby.EventMemberLeft, map[string]any{"lobbyId": id,
+		if err := h.c.EmitToRoom(room, lobby.EventMemberLeft, map[string]any{"lobbyId": id,
 			"user": map[string]any{"id": h.c.User.UserID, "username": h.c.User.Username}}); err != nil {
 			h.c.Logger().Error("lobby:member:left broadcast failed", "lobbyId", id, "err", err)
 		}

@@ -91,6 +91,10 @@ type Options struct {
 	// deleted) gets ACCESS_DENIED and the socket is disconnected. Default 1s; negative: never.
 	AccountRecheck time.Duration
 	Observer       Observer
+	// OnEmit, when set, is told the name of every event these handlers send
+	// (replies to the socket and broadcasts to its rooms; the `error` answers
+	// are reported through Observer's code), for metrics.
+	OnEmit func(event string)
 	// OnHandshake, when set, is told the result of every handshake:
 	// "accepted", "token_missing", "invalid_token", "user_not_found",
 	// "account_<status>" or "unavailable" (metrics).
@@ -248,6 +252,24 @@ func (c *Conn) Context() context.Context { return c.ctx }
 // Logger returns a logger carrying the socket and user ids.
 func (c *Conn) Logger() *slog.Logger {
 	return c.h.log.With("socket", c.Socket.ID(), "userId", c.User.UserID)
+}
+
+// Emit sends an event to this socket only.
+func (c *Conn) Emit(event string, args ...any) error {
+	c.countEmit(event)
+	return c.Socket.Emit(event, args...)
+}
+
+// EmitToRoom sends an event to the other sockets of room (this socket excluded).
+func (c *Conn) EmitToRoom(room, event string, args ...any) error {
+	c.countEmit(event)
+	return c.Socket.To(room).Emit(event, args...)
+}
+
+func (c *Conn) countEmit(event string) {
+	if c.h.opts.OnEmit != nil {
+		c.h.opts.OnEmit(event)
+	}
 }
 
 // HandlerFunc handles one client event. Its ctx ends at the handler timeout

@@ -23,10 +23,18 @@ type client struct {
 	connecting map[string]bool    // namespaces with a CONNECT in progress
 	timer      *time.Timer        // connect timeout; nil once a namespace is joined
 	closed     bool
+
+	// Attachment timer (Limits.AttachmentTimeout): armed while dec holds a binary packet waiting
+	// for attachments. attGen tells a firing that was overtaken by progress from a real one.
+	attTimer *time.Timer
+	attGen   uint64
+	attArmed bool // OnMessage only
 }
 
 func (s *Server) onEngineConnection(c *engineio.Conn) {
 	cl := &client{srv: s, conn: c}
+	cl.dec.MaxAttachments = s.limits.MaxAttachments
+	cl.dec.MaxDepth = s.limits.MaxNestingDepth
 	c.SetHandler(cl)
 	cl.mu.Lock()
 	cl.timer = time.AfterFunc(s.opts.ConnectTimeout, cl.onConnectTimeout)
@@ -75,13 +83,16 @@ func (c *client) sendPacket(p *parser.Packet) {
 func (c *client) OnMessage(_ *engineio.Conn, data []byte, binary bool) {
 	p, err := c.dec.Add(data, binary)
 	if err != nil {
+		c.attachmentsDone()
 		c.srv.log.Debug("socketio: invalid packet", "conn", c.conn.ID(), "err", err)
 		c.conn.Close("parse error")
 		return
 	}
 	if p == nil {
-		return // waiting for attachments
+		c.awaitAttachments() // bounded by Limits.AttachmentTimeout
+		return
 	}
+	c.attachmentsDone()
 	c.dispatch(p)
 }
 
@@ -246,6 +257,10 @@ func (c *client) OnClose(_ *engineio.Conn, reason string, _ error) {
 	if c.timer != nil {
 		c.timer.Stop()
 		c.timer = nil
+	}
+	if c.attTimer != nil {
+		c.attTimer.Stop()
+		c.attTimer = nil
 	}
 	socks := make([]*Socket, 0, len(c.sockets))
 	for _, s := range c.sockets {

@@ -298,15 +298,15 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]
 	}
 	ch := make(chan result, 1)
 	p.ID = (*adapterNsp)(s.nsp).NextAckID()
-	if !s.registerAck(p.ID, 0, func(data json.RawMessage, atts [][]byte, err error) {
+	if err := s.registerAck(p.ID, 0, func(data json.RawMessage, atts [][]byte, err error) {
 		if err != nil {
 			ch <- result{err: err}
 			return
 		}
 		reply, err := repliesFromPacket(data, atts)
 		ch <- result{reply, err}
-	}) {
-		return nil, ErrDisconnected
+	}); err != nil {
+		return nil, err
 	}
 	s.client.send(adapter.Encode(p), false)
 	select {
@@ -318,14 +318,21 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]
 	}
 }
 
-// registerAck adds an entry to the ack table; false if the socket is closed. With timeout > 0 the
-// entry expires (without calling fn) so unanswered acks never accumulate.
-func (s *Socket) registerAck(id int64, timeout time.Duration, fn func(json.RawMessage, [][]byte, error)) bool {
+// registerAck adds an entry to the ack table: ErrDisconnected if the socket is closed,
+// ErrTooManyPendingAcks past Limits.MaxPendingAcks. With timeout > 0 the entry expires (without
+// calling fn) so unanswered acks never accumulate.
+func (s *Socket) registerAck(id int64, timeout time.Duration, fn func(json.RawMessage, [][]byte, error)) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.state == stateClosed {
-		return false
+		s.mu.Unlock()
+		return ErrDisconnected
 	}
+	if !s.ackRoomLocked() {
+		s.mu.Unlock()
+		s.reportAckLimit()
+		return ErrTooManyPendingAcks
+	}
+	defer s.mu.Unlock()
 	if s.acks == nil {
 		s.acks = make(map[int64]*pendingAck, 1)
 	}
@@ -334,7 +341,7 @@ func (s *Socket) registerAck(id int64, timeout time.Duration, fn func(json.RawMe
 		pa.timer = time.AfterFunc(timeout, func() { s.dropAck(id) })
 	}
 	s.acks[id] = pa
-	return true
+	return nil
 }
 
 func (s *Socket) dropAck(id int64) {
@@ -645,7 +652,9 @@ func (a *adapterSocket) WriteEncoded(p *adapter.Encoded, volatile bool) {
 
 func (a *adapterSocket) RegisterAck(id int64, timeout time.Duration, fn adapter.AckFunc) {
 	s := (*Socket)(a)
-	s.registerAck(id, timeout, func(data json.RawMessage, atts [][]byte, err error) {
+	// Refused (socket gone, or MaxPendingAcks reached: logged by registerAck): the packet still goes
+	// out, and the broadcast counts this socket's reply as missing when its timeout ends.
+	_ = s.registerAck(id, timeout, func(data json.RawMessage, atts [][]byte, err error) {
 		if err != nil {
 			return // the broadcast's own timer accounts for missing replies
 		}

@@ -95,6 +95,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		log.Warn("!!! JWT_SECRET is not set: using the PUBLIC development secret. Anyone can forge tokens. " +
 			"Set JWT_SECRET before exposing this server. !!!")
 	}
+	if err := errors.Join(cfg.productionProblems()...); err != nil { // APP_ENV=production (appenv.go)
+		return nil, err
+	}
 	a := &App{Config: cfg, Log: log, Metrics: metrics.NewApp()}
 	ok := false
 	defer func() {
@@ -166,6 +169,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 
 	userModels, friendshipModels := models.NewUsers(store), models.NewFriendships(store)
 	a.Users = users.New(users.Options{Store: store, Emitter: a.Emitter, Events: a.Bus, Logger: log})
+	a.unsub = append(a.unsub, a.Users.Close) // pending login-grace checks (LoginGrace)
 	a.Friends = friends.New(store, a.Users, a.Bus, log)
 	a.Users.SetFriends(a.Friends)
 	if a.redis != nil { // cluster: sockets counted across nodes, dead nodes' users go offline (cluster helper)
@@ -198,6 +202,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 			return nil, fmt.Errorf("PUSH_WEBHOOK_URL: %w", err)
 		}
 	}
+	nopts.Channels = notifications.ConfiguredChannels(notifications.DefaultChannels, nopts.Email != nil, nopts.Push != nil)
 	a.Notifications = notifications.New(nopts)
 	a.unsub = append(a.unsub, a.Notifications.Subscribe(a.Bus))
 
@@ -207,7 +212,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.Lobbies = lobby.New(lobby.Options{Store: store, Games: a.Games, Users: userModels, Emitter: a.Emitter,
-		Events: a.Bus, Logger: log})
+		Events: a.Bus, Logger: log, IdleTimeout: cfg.LobbyIdleTimeout, ActiveTimeout: cfg.LobbyActiveTimeout})
 	a.unsub = append(a.unsub, a.Lobbies.StartSweeper())
 
 	// Matchmaking (matchmaking helper): matches become lobbies through the lobby service; the matcher
@@ -248,9 +253,19 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// ────────────────────────────────────────────────────────────────────────────────────────────────
 	socket.Register(nsp, socket.Options{Tokens: a.Auth, Users: userModels, Presence: a.Presence,
 		Features: features, Observer: a.observeSocketEvent, Logger: log,
+		OnEmit: func(event string) { a.Metrics.EventsOut.With(event).Inc() },
 		// Rooms a recovered socket may rejoin: one check per feature that joins rooms (cluster helper).
 		RecoveryChecks: []socket.RoomCheck{socket.LobbyRoomCheck(a.Lobbies), socket.ChatRoomCheck(a.Chat),
 			socket.MatchRoomCheck(a.Matchmaking)}})
+	// A suspended or banned user's sockets are disconnected at once, on every node (users.SetAccountStatus),
+	// and within Config.AccountSweepInterval when the change reached the store without an event.
+	a.unsub = append(a.unsub, socket.DisconnectOnAccountChange(a.Bus, nsp, log))
+	if every := cfg.AccountSweepInterval; every >= 0 {
+		if every == 0 {
+			every = defaultAccountSweep
+		}
+		a.unsub = append(a.unsub, socket.SweepInactiveAccounts(nsp, userModels, every, log))
+	}
 
 	// REST.
 	ready := []rest.ReadyCheck{{Name: "store", Check: a.Store.Ping}}
@@ -277,7 +292,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// ────────────────────────────────────────────────────────────────────────────────────────────────
 
 	mux := http.NewServeMux()
-	mux.Handle("/socket.io/", a.IO)
+	if cfg.Production() { // only configured origins (and the server's own pages) reach Socket.IO
+		mux.Handle("/socket.io/", checkOrigin(cfg.CORSOrigins, a.IO))
+	} else {
+		mux.Handle("/socket.io/", a.IO)
+	}
 	// Web client (web helper): GET/HEAD of the built app's files (web/dist, embedded) are served here;
 	// everything else, and always /api/, goes on to the API (its routes and JSON 404s are unchanged).
 	mux.Handle("/", web.Embedded(a.API))
@@ -285,6 +304,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	ok = true
 	return a, nil
 }
+
+// defaultAccountSweep is Config.AccountSweepInterval's default: how long a suspension that no event
+// announced (socket.SweepInactiveAccounts) may take to reach open sockets.
+const defaultAccountSweep = 10 * time.Second
 
 // Handler is the whole HTTP surface (Socket.IO + REST).
 func (a *App) Handler() http.Handler { return a.handler }
@@ -450,6 +473,7 @@ func (a *App) observeSocketEvent(event, code string, took time.Duration) {
 	a.Metrics.HandlerSeconds.With(event).Observe(took.Seconds())
 	if code != "" {
 		a.Metrics.Errors.With(code, "socket").Inc()
+		a.Metrics.EventsOut.With("error").Inc() // the failure is answered with the event `error`
 	}
 }
 

@@ -62,6 +62,15 @@ const DevJWTSecret = "maoga-development-secret-do-not-use-in-production"
 //	MATCH_RELAXATION  0s:100,10s:200,20s:400,40s:800,60s:*
 //	                                skill window by search time; "*": any skill, criteria ignored
 //	MATCH_REGIONS     (any)         comma-separated allowed regions; empty: any id of a-z, 0-9 and '-'
+//	LOBBY_IDLE_TIMEOUT 30m          a forming/ready lobby with no change and no chat message for this
+//	                                long is closed (lobby:closed, reason idle_timeout); "off" disables
+//	LOBBY_ACTIVE_TIMEOUT 6h         the same for a started (active) lobby: collects abandoned games
+//
+//	APP_ENV           development   development | production. production refuses to start with the
+//	                                development JWT secret or with CORS_ORIGINS unset or "*" (it must
+//	                                list origins like https://game.example), and refuses Socket.IO
+//	                                requests (websocket upgrades included) whose Origin is neither
+//	                                listed nor the server's own host (see appenv.go)
 //
 // Scale-out and edge (EdgeConfig, cluster helper):
 //
@@ -115,9 +124,18 @@ type Config struct {
 	MatchMaxSearch      time.Duration
 	MatchLevels         []matchmaking.Level
 	MatchRegions        []string
+	// Lobbies (services/lobby): idle timeouts, negative = off.
+	LobbyIdleTimeout   time.Duration
+	LobbyActiveTimeout time.Duration
 
 	// UsingDevSecret is set by FromEnv when JWT_SECRET was empty.
 	UsingDevSecret bool
+
+	// AppEnv is APP_ENV: EnvDevelopment or EnvProduction (appenv.go).
+	AppEnv string
+	// AccountSweepInterval is how often each node checks that the users connected to it are still
+	// active (socket.SweepInactiveAccounts; no environment variable). 0: 10s; negative: off.
+	AccountSweepInterval time.Duration
 
 	EdgeConfig // scale-out and edge settings (cluster helper; end of this file)
 }
@@ -136,6 +154,10 @@ func Defaults() Config {
 		// Matchmaking.
 		MatchTick: time.Second, MatchStatusInterval: 5 * time.Second, MatchMaxSearch: 3 * time.Minute,
 		MatchLevels: append([]matchmaking.Level(nil), matchmaking.DefaultLevels...),
+		// Lobbies.
+		LobbyIdleTimeout: 30 * time.Minute, LobbyActiveTimeout: 6 * time.Hour,
+		// APP_ENV.
+		AppEnv: EnvDevelopment,
 		// Scale-out and edge.
 		EdgeConfig: edgeDefaults(),
 	}
@@ -233,6 +255,16 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	num("CHAT_TYPING_LIMIT", &c.ChatTypingLimit, 1, 1_000_000)
 	dur("CHAT_TYPING_WINDOW", &c.ChatTypingWindow)
 	num("CHAT_MAX_JOINED", &c.ChatMaxJoined, 1, 10_000)
+	// Lobbies: a duration, or "off".
+	durOrOff := func(key string, dst *time.Duration) {
+		if strings.EqualFold(strings.TrimSpace(getenv(key)), "off") {
+			*dst = -1
+			return
+		}
+		dur(key, dst)
+	}
+	durOrOff("LOBBY_IDLE_TIMEOUT", &c.LobbyIdleTimeout)
+	durOrOff("LOBBY_ACTIVE_TIMEOUT", &c.LobbyActiveTimeout)
 	// Matchmaking.
 	dur("MATCH_TICK", &c.MatchTick)
 	dur("MATCH_STATUS_INTERVAL", &c.MatchStatusInterval)
@@ -259,6 +291,15 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if len(c.JWTSecret) < 16 && !c.UsingDevSecret {
 		problems = append(problems, errors.New("JWT_SECRET: use at least 16 characters"))
 	}
+	// APP_ENV: production refuses the public development defaults (appenv.go).
+	if v := strings.TrimSpace(getenv("APP_ENV")); v != "" {
+		if v != EnvDevelopment && v != EnvProduction {
+			problems = append(problems, fmt.Errorf("APP_ENV=%q: want development or production", v))
+		} else {
+			c.AppEnv = v
+		}
+	}
+	problems = append(problems, c.productionProblems()...)
 	return c, errors.Join(problems...)
 }
 

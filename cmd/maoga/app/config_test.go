@@ -55,6 +55,21 @@ func TestFromEnvReportsEveryBadValue(t *testing.T) {
 	}
 }
 
+func TestFromEnvLobbyTimeouts(t *testing.T) {
+	c, err := FromEnv(env(nil))
+	if err != nil || c.LobbyIdleTimeout != 30*time.Minute || c.LobbyActiveTimeout != 6*time.Hour {
+		t.Fatalf("defaults: %v %v %v", c.LobbyIdleTimeout, c.LobbyActiveTimeout, err)
+	}
+	c, err = FromEnv(env(map[string]string{"LOBBY_IDLE_TIMEOUT": "5m", "LOBBY_ACTIVE_TIMEOUT": "off"}))
+	if err != nil || c.LobbyIdleTimeout != 5*time.Minute || c.LobbyActiveTimeout >= 0 {
+		t.Fatalf("set: %v %v %v", c.LobbyIdleTimeout, c.LobbyActiveTimeout, err)
+	}
+	if _, err := FromEnv(env(map[string]string{"LOBBY_IDLE_TIMEOUT": "never"})); err == nil ||
+		!strings.Contains(err.Error(), "LOBBY_IDLE_TIMEOUT") {
+		t.Fatalf("bad value: %v", err)
+	}
+}
+
 // Scale-out and edge settings (cluster helper).
 func TestFromEnvEdge(t *testing.T) {
 	c, err := FromEnv(env(nil))
