@@ -4,7 +4,7 @@ NPM      ?= npm
 GOFLAGS  ?=
 TEST_TIMEOUT ?= 12m
 
-.PHONY: run build test test-go test-js js-deps interop-deps vet fmt-check fuzz conformance-engineio conformance-socketio conformance-client clean
+.PHONY: run build test test-go test-js js-deps interop-deps vet fmt-check fuzz fuzz-short conformance-engineio conformance-socketio conformance-client clean
 
 run:
 	$(GO) run ./cmd/maoga
@@ -19,7 +19,7 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # All tests: Go with -race (unit, integration, multi-node), then the JS suites with the real npm clients.
-test: fmt-check vet test-go test-js bench-smoke test-web
+test: fmt-check vet test-go fuzz-short test-js bench-smoke test-web
 
 test-go: js-deps interop-deps
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
@@ -32,6 +32,24 @@ interop-deps:
 
 test-js: js-deps
 	cd clienttest/js && SERVER=go $(NPM) test
+
+# Fuzzing (go test -fuzz): every target, one after the other, FUZZTIME each (`make fuzz`, 60s) or
+# FUZZSHORT each (`make fuzz-short`, 5s, part of `make test`). The seed corpora are committed under each
+# package's testdata/fuzz/<Target>/; a crasher found is written there too and stays as a regression
+# test. FUZZFLAGS passes more flags, e.g. FUZZFLAGS=-parallel=1 on a shared machine.
+FUZZTIME  ?= 60s
+FUZZSHORT ?= 5s
+FUZZFLAGS ?=
+FUZZ_TARGETS = ./server/engineio:FuzzDecodePacket ./server/engineio:FuzzDecodePayload \
+	./server/parser:FuzzDecoder ./server/parser:FuzzRoundTrip \
+	./server/socketio:FuzzPollingPost ./adapter/redis:FuzzDecode
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "== $$fn ($$pkg) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz '^'$$fn'$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg; \
+	done
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZSHORT)
 
 # The reference servers of the official protocol suites (see README).
 conformance-engineio:

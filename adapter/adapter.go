@@ -128,6 +128,16 @@ type Session struct {
 	MissedPackets []*parser.Packet `json:"-" msgpack:"-"`
 }
 
+// RecoveryLog is implemented by adapters that keep broadcasts for recovery (Memory, and the cluster
+// adapters embedding it). The server uses it to close the gap between RestoreSession and the moment
+// the restored socket is back in its rooms: what was broadcast meanwhile is fetched after the rooms
+// are joined (duplicates of what then also arrives live are dropped).
+type RecoveryLog interface {
+	// PacketsAfter lists the stored event packets after offset that a socket in rooms would have got,
+	// each ending with its own offset; false when offset is unknown or no longer stored.
+	PacketsAfter(offset string, rooms []Room) ([]*parser.Packet, bool)
+}
+
 // Factory builds the adapter of one namespace. Options.Adapter of the server is a Factory.
 type Factory func(nsp Namespace) Adapter
 

@@ -426,22 +426,56 @@ func (m *Memory) RestoreSession(pid PrivateSessionID, offset string) (*Session, 
 	if now.Sub(st.disconnectedAt) > m.window {
 		return nil, nil
 	}
-	seqStr, ok := strings.CutPrefix(offset, m.offsetPfx)
+	s := st.s
+	missed, ok := m.packetsAfterLocked(offset, s.Rooms)
 	if !ok {
-		return nil, nil
-	}
-	seq, err := strconv.ParseUint(seqStr, 36, 64)
-	if err != nil || seq < m.firstSeq || seq >= m.firstSeq+uint64(len(m.packets)) {
 		// Unknown or too old an offset: Node also refuses, so the client starts fresh.
 		return nil, nil
 	}
-	s := st.s
+	s.MissedPackets = missed
+	return &s, nil
+}
+
+// PacketsAfter implements RecoveryLog.
+func (m *Memory) PacketsAfter(offset string, rooms []Room) ([]*parser.Packet, bool) {
+	if m.window <= 0 {
+		return nil, false
+	}
+	m.recMu.Lock()
+	defer m.recMu.Unlock()
+	m.expirePackets(m.now())
+	return m.packetsAfterLocked(offset, rooms)
+}
+
+// packetsAfterLocked lists the stored packets after offset that a socket in rooms would have got;
+// false when offset is not one of this adapter's or no longer stored. Holds recMu.
+func (m *Memory) packetsAfterLocked(offset string, rooms []Room) ([]*parser.Packet, bool) {
+	seqStr, ok := strings.CutPrefix(offset, m.offsetPfx)
+	if !ok {
+		return nil, false
+	}
+	seq, err := strconv.ParseUint(seqStr, 36, 64)
+	if err != nil || seq < m.firstSeq || seq >= m.firstSeq+uint64(len(m.packets)) {
+		return nil, false
+	}
+	var out []*parser.Packet
 	for _, sp := range m.packets[seq-m.firstSeq+1:] {
-		if includes(s.Rooms, sp.rooms, sp.except) {
-			s.MissedPackets = append(s.MissedPackets, sp.p)
+		if includes(rooms, sp.rooms, sp.except) {
+			out = append(out, sp.p)
 		}
 	}
-	return &s, nil
+	return out, true
+}
+
+// LastOffset is the offset a stored packet carries as its last argument ("" when none).
+func LastOffset(p *parser.Packet) string {
+	var args []json.RawMessage
+	if p == nil || json.Unmarshal(p.Data, &args) != nil || len(args) == 0 {
+		return ""
+	}
+	var off string
+	_ = json.Unmarshal(args[len(args)-1], &off)
+	return off
 }
 
 func includes(sessionRooms, rooms, except []Room) bool {

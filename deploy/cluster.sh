@@ -69,7 +69,9 @@ fi
 # several clients creating the same collection at once); the others start once it listens.
 for ((n = 1; n <= NODES; n++)); do
   port=$((BASE_PORT + n - 1))
+  # nginx (below) connects from 127.0.0.1: its X-Forwarded-For is believed (TRUSTED_PROXIES).
   PORT=$port HOST=127.0.0.1 MONGODB_URI=$MONGODB_URI REDIS_URL=$REDIS_URL JWT_SECRET=$JWT_SECRET \
+    TRUSTED_PROXIES=${TRUSTED_PROXIES:-127.0.0.1/32,::1/128} \
     "$CLUSTER_DIR/bin/maoga" >"$CLUSTER_DIR/node$n.log" 2>&1 &
   pids+=($!)
   if ((n == 1)); then wait_port 127.0.0.1 "$port" "maoga node 1"; fi

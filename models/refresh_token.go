@@ -94,3 +94,13 @@ func (r *RefreshTokens) RevokeFamily(ctx context.Context, family bson.ObjectID) 
 	}
 	return nil
 }
+
+// RevokeUser revokes every token of a user (the account was suspended or banned): a refresh with any
+// of them fails from now on, also after the account is active again.
+func (r *RefreshTokens) RevokeUser(ctx context.Context, userID bson.ObjectID) (int64, error) {
+	res, err := r.c.UpdateMany(ctx, bson.M{"userId": userID, "revoked": false}, bson.M{"$set": bson.M{"revoked": true}})
+	if err != nil {
+		return 0, errs.Internal(err)
+	}
+	return res.ModifiedCount, nil
+}

@@ -31,6 +31,15 @@ const (
 	StatusOffline = "offline"
 )
 
+// ValidAccountStatus reports whether s is one of the three account statuses.
+func ValidAccountStatus(s string) bool {
+	switch s {
+	case AccountActive, AccountSuspended, AccountBanned:
+		return true
+	}
+	return false
+}
+
 // ValidPresenceStatus reports whether s is one of the five presence statuses.
 func ValidPresenceStatus(s string) bool {
 	switch s {
@@ -53,6 +62,8 @@ type User struct {
 	Bio           string        `bson:"bio,omitempty"`
 	AvatarURL     string        `bson:"avatarUrl,omitempty"`
 	AccountStatus string        `bson:"accountStatus"`
+	// AccountStatusReason says why an admin last changed AccountStatus (users.SetAccountStatus).
+	AccountStatusReason string `bson:"accountStatusReason,omitempty"`
 	// Status is the last presence status written by the presence service; LastActive is when the
 	// user was last seen (set when the last socket closes and at login).
 	Status     string     `bson:"status"`
@@ -232,4 +243,30 @@ func (r *Users) SetPresence(ctx context.Context, id bson.ObjectID, status string
 		return errs.NotFound("user not found")
 	}
 	return nil
+}
+
+// Inactive returns the accountStatus of those of ids whose account is not active (suspended or
+// banned), in one query per 500 ids that reads only the status. Unknown ids are not reported.
+func (r *Users) Inactive(ctx context.Context, ids []bson.ObjectID) (map[bson.ObjectID]string, error) {
+	out := map[bson.ObjectID]string{}
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		cur, err := r.c.Find(ctx, bson.M{"_id": bson.M{"$in": chunk}, "accountStatus": bson.M{"$ne": AccountActive}},
+			options.Find().SetProjection(bson.M{"accountStatus": 1}))
+		if err != nil {
+			return nil, errs.Internal(err)
+		}
+		var docs []struct {
+			ID            bson.ObjectID `bson:"_id"`
+			AccountStatus string        `bson:"accountStatus"`
+		}
+		if err := cur.All(ctx, &docs); err != nil {
+			return nil, errs.Internal(err)
+		}
+		for _, d := range docs {
+			out[d.ID] = d.AccountStatus
+		}
+	}
+	return out, nil
 }

@@ -270,6 +270,20 @@ func TestInteropWithNode(t *testing.T) {
 			eventually(t, 3*time.Second, "g2 joined by node", func() bool {
 				return contains(g.io.Of("/").Adapter().SocketRooms(cg2.ID()), "joined-by-node")
 			})
+			// socketsLeave and disconnectSockets from Node reach them too.
+			peer.mustCall(map[string]any{"cmd": "socketsLeave", "rooms": []string{"x"}, "leave": "joined-by-node"}, nil)
+			eventually(t, 3*time.Second, "g2 left by node", func() bool {
+				return !contains(g.io.Of("/").Adapter().SocketRooms(cg2.ID()), "joined-by-node")
+			})
+			kicked := dial(t, g.url, "g3", "kick-me")
+			peer.mustCall(map[string]any{"cmd": "disconnectSockets", "rooms": []string{"kick-me"}, "close": false}, nil)
+			if reason, err := kicked.WaitDisconnect(ctxT(t, 3*time.Second)); err != nil || reason != "io server disconnect" {
+				t.Fatalf("disconnectSockets from node: %q %v", reason, err)
+			}
+			if err := g.io.To("x").Emit("still-here"); err != nil {
+				t.Fatal(err)
+			}
+			expectEvent(t, cg2, "still-here") // only the room's socket went
 
 			// Server-side emit both ways, with acks.
 			g.io.OnServerSideEmit("hello", func(ev *socketio.Event) {
@@ -328,6 +342,39 @@ func TestInteropWithNode(t *testing.T) {
 			runEmitter(t, rs, map[string]any{"except": []string{"r1"}, "event": "others", "args": []any{}})
 			expectEvent(t, cg2, "others")
 			expectNoEvent(t, cg, "others", 200*time.Millisecond)
+
+			// The emitter's room operations and server-side emit reach the Go node.
+			runEmitter(t, rs, map[string]any{"op": "socketsJoin", "to": []string{"r1"}, "rooms": []string{"by-emitter"}})
+			eventually(t, 3*time.Second, "g1 joined by the emitter", func() bool {
+				return contains(g.io.Of("/").Adapter().SocketRooms(cg.ID()), "by-emitter")
+			})
+			if contains(g.io.Of("/").Adapter().SocketRooms(cg2.ID()), "by-emitter") {
+				t.Fatal("emitter socketsJoin reached a socket outside r1")
+			}
+			runEmitter(t, rs, map[string]any{"op": "socketsLeave", "to": []string{"by-emitter"}, "rooms": []string{"by-emitter", "r1"}})
+			eventually(t, 3*time.Second, "g1 left by the emitter", func() bool {
+				rooms := g.io.Of("/").Adapter().SocketRooms(cg.ID())
+				return !contains(rooms, "by-emitter") && !contains(rooms, "r1")
+			})
+			got := make(chan []json.RawMessage, 1)
+			g.io.OnServerSideEmit("from-emitter", func(ev *socketio.Event) { got <- ev.Args() })
+			runEmitter(t, rs, map[string]any{"op": "serverSideEmit", "event": "from-emitter", "args": []any{"a", 2}})
+			select {
+			case args := <-got:
+				if len(args) != 2 || string(args[0]) != `"a"` || string(args[1]) != "2" {
+					t.Fatalf("emitter serverSideEmit: %s", args)
+				}
+			case <-time.After(3 * time.Second):
+				t.Fatal("emitter serverSideEmit did not reach the Go node")
+			}
+			runEmitter(t, rs, map[string]any{"op": "disconnectSockets", "to": []string{"x"}, "close": true})
+			if _, err := cg2.WaitDisconnect(ctxT(t, 3*time.Second)); err != nil {
+				t.Fatalf("emitter disconnectSockets: %v", err)
+			}
+			if err := g.io.Emit("after-disconnect"); err != nil {
+				t.Fatal(err)
+			}
+			expectEvent(t, cg, "after-disconnect") // the others stay
 		})
 	}
 }

@@ -8,8 +8,9 @@
 // {user: <"user" query parameter>} as socket.data; "ping-node" is acknowledged with "pong".
 // Server-side events "hello" are answered (when an ack is asked) with "from-node" and reported on
 // stdout as {"event":"hello","args":[...]}.
-// Commands: {"id", "cmd": "emit"|"emitWithAck"|"fetch"|"socketsJoin"|"serverSideEmit"|
-// "serverSideEmitWithAck"|"serverCount", "rooms", "except", "event", "args", "join", "timeout"}.
+// Commands: {"id", "cmd": "emit"|"emitWithAck"|"fetch"|"socketsJoin"|"socketsLeave"|"disconnectSockets"|
+// "serverSideEmit"|"serverSideEmitWithAck"|"serverCount", "rooms", "except", "event", "args", "join",
+// "leave", "close", "timeout"}.
 // Binary arguments are written {"$bin": "<base64>"}.
 "use strict";
 const http = require("http");
@@ -97,6 +98,14 @@ async function main() {
     },
     socketsJoin: async (cmd) => {
       target(cmd).socketsJoin(cmd.join);
+      return true;
+    },
+    socketsLeave: async (cmd) => {
+      target(cmd).socketsLeave(cmd.leave);
+      return true;
+    },
+    disconnectSockets: async (cmd) => {
+      target(cmd).disconnectSockets(Boolean(cmd.close));
       return true;
     },
     serverSideEmit: async (cmd) => {

@@ -1,6 +1,8 @@
 // Command maoga is the Maoga server: REST API and Socket.IO on one port. Configuration comes from
 // environment variables (see app.Config / README-run.md); with none set it runs on :8080 with the
 // embedded store under ./data and a development JWT secret (loudly logged).
+//
+// `maoga admin set-status <user> <status> [reason]` changes a user's account status (app.Admin).
 package main
 
 import (
@@ -18,6 +20,9 @@ import (
 func main() { os.Exit(run()) }
 
 func run() int {
+	if len(os.Args) > 1 && os.Args[1] == "admin" {
+		return admin(os.Args[2:])
+	}
 	cfg, err := app.FromEnv(os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "maoga: configuration:", err)
@@ -63,4 +68,16 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+// admin runs `maoga admin ...` (app.Admin) with the server's environment.
+func admin(args []string) int {
+	cfg, err := app.FromEnv(os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "maoga: configuration:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return app.Admin(ctx, cfg, args, os.Stdout, os.Stderr, cfg.NewLogger())
 }

@@ -78,3 +78,28 @@ func TestBadConfigExitsTwo(t *testing.T) {
 		t.Fatalf("exit code %d, want 2", c)
 	}
 }
+
+// APP_ENV=production refuses to start on the public defaults (exit 2, before anything is opened).
+func TestProductionOnDefaultsExitsTwo(t *testing.T) {
+	t.Setenv("APP_ENV", "production")
+	t.Setenv("DATA_DIR", t.TempDir())
+	if c := run(); c != 2 {
+		t.Fatalf("exit code %d, want 2", c)
+	}
+	t.Setenv("JWT_SECRET", "main-test-secret-0123456789")
+	t.Setenv("CORS_ORIGINS", "*")
+	if c := run(); c != 2 {
+		t.Fatalf("with CORS_ORIGINS=*: exit code %d, want 2", c)
+	}
+}
+
+// `maoga admin` with bad arguments prints the usage and exits 2 without opening the store.
+func TestAdminUsageExitsTwo(t *testing.T) {
+	t.Setenv("DATA_DIR", t.TempDir())
+	old := os.Args
+	defer func() { os.Args = old }()
+	os.Args = []string{"maoga", "admin", "set-status", "alice"}
+	if c := run(); c != 2 {
+		t.Fatalf("exit code %d, want 2", c)
+	}
+}

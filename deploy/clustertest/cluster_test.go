@@ -1,156 +1,33 @@
 // Package clustertest runs real maoga processes as a cluster on loopback ports: its own
 // redis-server, one shared store (the embedded FerretDB, served by this test process on a loopback
-// port), three nodes built from cmd/maoga. It checks what only separate processes can show: a node
-// killed with SIGKILL leaves no user online, clients reconnect to another node, and a Redis outage
-// neither crashes the nodes nor stops cross-node delivery for good.
+// port), two or three nodes built from cmd/maoga (once per run, harness_test.go). It checks what
+// only separate processes can show:
+//   - TestThreeProcesses: a node killed with SIGKILL leaves no user online, clients reconnect to
+//     another node, and a Redis outage neither crashes the nodes nor stops cross-node delivery for good;
+//   - TestLobbyAcrossProcesses: lobby chat, typing, ready, kick and leave between nodes, with the
+//     adapter's classic and sharded (REDIS_SHARDED) pub/sub;
+//   - TestMatchmakingAcrossProcesses: 20 rounds of simultaneous searches through three nodes, a
+//     frozen and a killed lease holder: nobody matched twice, the dead leader replaced in time;
+//   - TestRecoveryAcrossNodes: connection state recovery on the same node, a fresh session on another.
 //
-//	go test -count=1 ./deploy/clustertest/        (skipped with -short; needs redis-server)
+// Run them with (skipped with -short; needs redis-server):
+//
+//	go test -count=1 ./deploy/clustertest/
 package clustertest
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
-	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/maoga/maoga/clienttest"
-	"github.com/maoga/maoga/internal/redisserver"
-	"github.com/maoga/maoga/internal/sharedstore"
 )
 
-type node struct {
-	n   int
-	url string
-	cmd *exec.Cmd
-	log *bytes.Buffer
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func buildMaoga(t *testing.T) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	bin := filepath.Join(t.TempDir(), "maoga")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/maoga")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/maoga: %v\n%s", err, out)
-	}
-	return bin
-}
-
-const secret = "cluster-test-secret-0123456789abcdef"
-
-func startNode(t *testing.T, bin string, n int, env []string) *node {
-	t.Helper()
-	port := freePort(t)
-	nd := &node{n: n, url: "http://127.0.0.1:" + strconv.Itoa(port), log: &bytes.Buffer{}}
-	nd.cmd = exec.Command(bin)
-	nd.cmd.Env = append(os.Environ(), append(env, "PORT="+strconv.Itoa(port), "HOST=127.0.0.1",
-		"JWT_SECRET="+secret, "BCRYPT_COST=4", "LOG_LEVEL=warn")...)
-	nd.cmd.Stdout, nd.cmd.Stderr = nd.log, nd.log
-	if err := nd.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if nd.cmd.ProcessState == nil {
-			_ = nd.cmd.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { _ = nd.cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(15 * time.Second):
-				_ = nd.cmd.Process.Kill()
-				<-done
-			}
-		}
-		if t.Failed() {
-			t.Logf("node %d log:\n%s", nd.n, nd.log.String())
-		}
-	})
-	nd.waitReady(t, 30*time.Second)
-	return nd
-}
-
-// ready reports /readyz status (0 when unreachable).
-func (nd *node) ready() int {
-	c := http.Client{Timeout: 2 * time.Second}
-	res, err := c.Get(nd.url + "/readyz")
-	if err != nil {
-		return 0
-	}
-	res.Body.Close()
-	return res.StatusCode
-}
-
-func (nd *node) waitReady(t *testing.T, d time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for nd.ready() != http.StatusOK {
-		if time.Now().After(deadline) {
-			t.Fatalf("node %d not ready after %v:\n%s", nd.n, d, nd.log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (nd *node) call(t *testing.T, method, path, token string, body any) map[string]any {
-	t.Helper()
-	js, _ := json.Marshal(body)
-	if body == nil {
-		js = nil
-	}
-	req, _ := http.NewRequest(method, nd.url+path, bytes.NewReader(js))
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	var out map[string]any
-	if err := json.Unmarshal(raw, &out); err != nil || res.StatusCode >= 300 {
-		t.Fatalf("node %d %s %s: %d %s", nd.n, method, path, res.StatusCode, raw)
-	}
-	return out
-}
-
-var seq int
-
-func (nd *node) register(t *testing.T) (id, token string) {
-	t.Helper()
-	seq++
-	name := fmt.Sprintf("ct%d_%d", time.Now().UnixNano()%1e6, seq)
-	d := nd.call(t, "POST", "/api/auth/register", "", map[string]any{"username": name,
-		"email": name + "@example.com", "password": "password123"})["data"].(map[string]any)
-	return d["user"].(map[string]any)["id"].(string), d["accessToken"].(string)
-}
-
-func dial(t *testing.T, url, token string) *clienttest.Client {
+// dialPlain connects without waiting for the handlers (the test only listens).
+func dialPlain(t *testing.T, url, token string) *clienttest.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -181,21 +58,8 @@ func waitStatus(t *testing.T, c *clienttest.Client, d time.Duration, userID, sta
 }
 
 func TestThreeProcesses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs three maoga processes")
-	}
-	r := redisserver.Start(t)
-	store, err := sharedstore.Start(context.Background(), t.TempDir(), "127.0.0.1:0",
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Stop) // first registered: runs after the nodes stopped
-	bin := buildMaoga(t)
-	env := []string{"MONGODB_URI=" + store.URI(), "MONGODB_DATABASE=clustertest", "REDIS_URL=" + r.URL()}
-	n1 := startNode(t, bin, 1, env) // alone first: creates collections and indexes
-	n2 := startNode(t, bin, 2, env)
-	n3 := startNode(t, bin, 3, env)
+	c := startCluster(t, 3)
+	r, n1, n2, n3 := c.redis, c.nodes[0], c.nodes[1], c.nodes[2]
 
 	aID, aTok := n1.register(t)
 	bID, bTok := n2.register(t)
@@ -203,17 +67,14 @@ func TestThreeProcesses(t *testing.T) {
 	fr := n1.call(t, "POST", "/api/friends/requests", aTok, map[string]any{"userId": bID})["data"].(map[string]any)
 	n2.call(t, "POST", "/api/friends/requests/"+fr["id"].(string)+"/accept", bTok, nil)
 
-	b := dial(t, n2.url, bTok)
-	a := dial(t, n1.url, aTok)
+	b := dialPlain(t, n2.url, bTok)
+	a := dialPlain(t, n1.url, aTok)
 	waitStatus(t, b, 5*time.Second, aID, "online")
 
 	// kill -9 node 1: A's friend B (node 2) hears A go offline within the bound (heartbeat TTL 5s +
 	// reap interval 2s; 10s promised), and A's client notices and reconnects to node 3.
 	killed := time.Now()
-	if err := n1.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_, _ = n1.cmd.Process.Wait()
+	n1.kill(t)
 	waitStatus(t, b, 12*time.Second, aID, "offline")
 	took := time.Since(killed)
 	t.Logf("offline announced %v after kill -9", took)
@@ -225,7 +86,7 @@ func TestThreeProcesses(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("A's client did not notice its node died")
 	}
-	_ = dial(t, n3.url, aTok)
+	_ = dialPlain(t, n3.url, aTok)
 	waitStatus(t, b, 5*time.Second, aID, "online")
 
 	// Redis down for a few seconds: nodes stay up (not ready), then resume cross-node delivery.
@@ -259,9 +120,4 @@ func TestThreeProcesses(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-func mustJSON(v any) []byte {
-	b, _ := json.Marshal(v)
-	return b
 }

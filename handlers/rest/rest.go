@@ -62,6 +62,9 @@ type Options struct {
 	// RetryAfter is the Retry-After header of a 503 SERVICE_UNAVAILABLE answer; default
 	// DefaultRetryAfter, whole seconds.
 	RetryAfter time.Duration
+	// ClientIP names the client of a request (c.RealIP()): behind trusted proxies the forwarded
+	// address (TRUSTED_PROXIES). Default: the peer address — never a header a client could forge.
+	ClientIP func(r *http.Request) string
 }
 
 // DefaultRetryAfter is Options.RetryAfter when unset.
@@ -90,6 +93,10 @@ func New(o Options) *API {
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = echo.ExtractIPDirect()
+	if o.ClientIP != nil {
+		e.IPExtractor = o.ClientIP
+	}
 	a := &API{Echo: e, opts: o, users: models.NewUsers(o.Store)}
 	e.HTTPErrorHandler = a.handleError
 	e.Use(middleware.RequestID(), a.observe, a.recoverer, a.limitBody)

@@ -56,6 +56,15 @@ func Chat(o ChatOptions) Feature {
 		c.On(EventChatMessage, h.message)
 		c.On(EventChatTyping, h.typing)
 		c.On(EventChatRead, h.read)
+		// A socket restored by connection state recovery is back in the chat rooms its dropped
+		// transport left (and announced as left, below): tell the others it is back.
+		if c.Socket.Recovered() {
+			for _, room := range c.Socket.Rooms() {
+				if id, ok := strings.CutPrefix(room, "chat:"); ok {
+					h.announce(room, EventChatMemberJoined, id)
+				}
+			}
+		}
 		// A socket that goes away leaves its chat rooms: tell the others like chat:leave does.
 		c.Socket.OnDisconnecting(func(string) {
 			for _, room := range c.Socket.Rooms() {
@@ -107,7 +116,7 @@ func (h *chatHandlers) joinedChats() int {
 
 // announce sends a member event to the others in room (never fails the action: the caller's part is done).
 func (h *chatHandlers) announce(room, event, chatID string) {
-	if err := h.c.Socket.To(room).Emit(event, memberPayload{ChatID: chatID, User: h.me()}); err != nil {
+	if err := h.c.EmitToRoom(room, event, memberPayload{ChatID: chatID, User: h.me()}); err != nil {
 		h.c.Logger().Error("chat announce failed", "event", event, "chatId", chatID, "err", err)
 	}
 }
@@ -169,8 +178,10 @@ func (h *chatHandlers) join(ctx context.Context, ev *socketio.Event) error {
 		return errs.New(errs.CodeJoinError,
 			fmt.Sprintf("Failed to join chat: a connection may be in at most %d chats", h.o.MaxJoinedChats))
 	}
-	h.c.Socket.Join(room)
-	if err := h.c.Socket.Emit(EventChatJoined, map[string]string{"chatId": chatID}); err != nil {
+	if err := h.c.Socket.Join(room); err != nil { // LIMIT_ROOMS_PER_SOCKET
+		return tooManyRooms(errs.CodeJoinError, "Failed to join chat")
+	}
+	if err := h.c.Emit(EventChatJoined, map[string]string{"chatId": chatID}); err != nil {
 		h.c.Logger().Warn("chat:joined not sent", "chatId", chatID, "err", err)
 	}
 	if !already {
@@ -263,7 +274,7 @@ func (h *chatHandlers) typing(ctx context.Context, ev *socketio.Event) error {
 		User     userRef `json:"user"`
 		IsTyping bool    `json:"isTyping"`
 	}{chatID, h.me(), *in.IsTyping}
-	if err := h.c.Socket.To(room).Emit(EventChatTyping, payload); err != nil {
+	if err := h.c.EmitToRoom(room, EventChatTyping, payload); err != nil {
 		return h.asCode(errs.Internal(err), errs.CodeMessageError, "Failed to send typing indicator", EventChatTyping)
 	}
 	return OK(ev, map[string]string{"chatId": chatID})
@@ -292,7 +303,7 @@ func (h *chatHandlers) read(ctx context.Context, ev *socketio.Event) error {
 	if err != nil {
 		return h.asCode(err, errs.CodeMessageError, "Failed to mark the chat read", EventChatRead)
 	}
-	if err := h.c.Socket.To(chat.Room(chatID)).Emit(EventChatRead,
+	if err := h.c.EmitToRoom(chat.Room(chatID), EventChatRead,
 		map[string]string{"chatId": chatID, "userId": h.c.User.UserID}); err != nil {
 		h.c.Logger().Error("chat:read broadcast failed", "chatId", chatID, "err", err)
 	}

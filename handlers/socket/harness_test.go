@@ -62,6 +62,7 @@ type env struct {
 	notes    *notifications.Service
 	presence presence.Service
 	bus      *events.Memory
+	nsp      *socketio.Namespace
 
 	mu         sync.Mutex
 	handshakes map[string]int           // OnHandshake results
@@ -134,6 +135,7 @@ func newEnv(t *testing.T, features ...socket.Feature) *env {
 		_ = bus.Close(ctx)
 	})
 	e.url, e.auth, e.users, e.friends, e.notes, e.presence, e.bus = srv.URL, authSvc, models.NewUsers(store), friendsSvc, notes, pres, bus
+	e.nsp = nsp
 	return e
 }
 

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/maoga/maoga/models"
 	"github.com/maoga/maoga/server/socketio"
 	"github.com/maoga/maoga/services/errs"
 	"github.com/maoga/maoga/services/lobby"
@@ -32,6 +33,31 @@ func Lobby(svc *lobby.Service) Feature {
 		c.On(EventLobbyLeave, h.leave)
 		c.On(EventLobbyReady, h.ready)
 		c.On(EventLobbyKick, h.kick)
+		if c.Socket.Recovered() {
+			h.leaveClosed()
+		}
+	}
+}
+
+// leaveClosed runs for a socket restored by connection state recovery: lobbies that closed while it
+// was away stay in its rooms only until their missed events (lobby:closed) are out, which happened
+// before the connection handlers ran; then it leaves them as a live socket did at the close.
+func (h lobbyHandlers) leaveClosed() {
+	ctx, cancel := context.WithTimeout(h.c.Context(), recoveryCheckTimeout)
+	defer cancel()
+	for _, room := range h.c.Socket.Rooms() {
+		id, ok := strings.CutPrefix(room, "lobby:")
+		if !ok {
+			continue
+		}
+		l, err := h.svc.Find(ctx, id)
+		if err != nil && !errs.Is(err, errs.CodeLobbyNotFound) {
+			h.c.Logger().Warn("recovered socket: lobby not checked", "lobbyId", id, "err", err)
+			continue
+		}
+		if err != nil || l.Status == models.LobbyClosed {
+			h.c.Socket.Leave(room, lobby.ChatRoom(id))
+		}
 	}
 }
 
@@ -81,7 +107,9 @@ func (h lobbyHandlers) join(ctx context.Context, ev *socketio.Event) error {
 		return h.failAs(ev.Name(), errs.CodeJoinError, "Failed to join lobby", err)
 	}
 	room := lobby.Room(id)
-	h.c.Socket.Join(room)
+	if err := h.c.Socket.Join(room); err != nil { // LIMIT_ROOMS_PER_SOCKET
+		return tooManyRooms(errs.CodeJoinError, "Failed to join lobby")
+	}
 	// Checked again after joining the room: a kick stored between the first check and the join took
 	// the user's sockets out of the room before this one was in it.
 	l, err := h.svc.Subscribe(ctx, id, uid)
@@ -90,9 +118,9 @@ func (h lobbyHandlers) join(ctx context.Context, ev *socketio.Event) error {
 		return h.failAs(ev.Name(), errs.CodeJoinError, "Failed to join lobby", err)
 	}
 	view := lobby.NewView(l)
-	_ = h.c.Socket.Emit(lobby.EventJoined, map[string]any{"lobbyId": id})
-	_ = h.c.Socket.Emit(lobby.EventUpdate, map[string]any{"lobbyId": id, "update": view})
-	if err := h.c.Socket.To(room).Emit(lobby.EventMemberJoined, map[string]any{"lobbyId": id,
+	_ = h.c.Emit(lobby.EventJoined, map[string]any{"lobbyId": id})
+	_ = h.c.Emit(lobby.EventUpdate, map[string]any{"lobbyId": id, "update": view})
+	if err := h.c.EmitToRoom(room, lobby.EventMemberJoined, map[string]any{"lobbyId": id,
 		"user": map[string]any{"id": uid, "username": h.c.User.Username, "displayName": h.c.User.DisplayName}}); err != nil {
 		h.c.Logger().Error("lobby:member:joined broadcast failed", "lobbyId", id, "err", err)
 	}
@@ -113,7 +141,7 @@ func (h lobbyHandlers) leave(ctx context.Context, ev *socketio.Event) error {
 	wasIn := slices.Contains(h.c.Socket.Rooms(), room)
 	h.c.Socket.Leave(room, lobby.ChatRoom(id))
 	if wasIn {
-		if err := h.c.Socket.To(room).Emit(lobby.EventMemberLeft, map[string]any{"lobbyId": id,
+		if err := h.c.EmitToRoom(room, lobby.EventMemberLeft, map[string]any{"lobbyId": id,
 			"user": map[string]any{"id": h.c.User.UserID, "username": h.c.User.Username}}); err != nil {
 			h.c.Logger().Error("lobby:member:left broadcast failed", "lobbyId", id, "err", err)
 		}

@@ -52,8 +52,10 @@ func Matchmaking(svc MatchmakingService) Feature {
 			if err != nil {
 				return matchFail(c, id, subscribeError(c, id, err))
 			}
-			c.Socket.Join(matchmaking.MatchRoom(id))
-			if err := c.Socket.Emit(matchmaking.EventStatus, st); err != nil {
+			if err := c.Socket.Join(matchmaking.MatchRoom(id)); err != nil { // LIMIT_ROOMS_PER_SOCKET
+				return matchFail(c, id, tooManyRooms(errs.CodeSubscriptionError, "Failed to subscribe to matchmaking updates"))
+			}
+			if err := c.Emit(matchmaking.EventStatus, st); err != nil {
 				c.Logger().Warn("sending the first matchmaking:status failed", "requestId", id, "err", err)
 			}
 			return OK(ev, map[string]any{"requestId": id})
@@ -142,7 +144,7 @@ func matchFail(c *Conn, requestID string, err error) error {
 	if e.Code == errs.CodeInternal {
 		return err // logged by Fail; clients see INTERNAL
 	}
-	if serr := c.Socket.Emit(matchmaking.EventError, matchmaking.ErrorPayload{RequestID: requestID, Code: e.Code,
+	if serr := c.Emit(matchmaking.EventError, matchmaking.ErrorPayload{RequestID: requestID, Code: e.Code,
 		Message: e.Message}); serr != nil {
 		c.Logger().Debug("sending matchmaking:error failed", "err", serr)
 	}

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -75,8 +76,12 @@ type Options struct {
 	Users    UserFinder
 	Presence presence.Service
 	// Features run on every accepted connection, after the user room and
-	// presence are set up.
+	// presence are set up (for a recovered socket too: see Socket.Recovered).
 	Features []Feature
+	// RecoveryChecks vet the rooms of a session restored by connection
+	// state recovery (recovery.go); a room no check covers refuses the
+	// session, so every feature that joins rooms brings its check.
+	RecoveryChecks []RoomCheck
 	// HandlerTimeout bounds one event handler's ctx; default 10s.
 	HandlerTimeout time.Duration
 	// AuthTimeout bounds the handshake's user lookup; default 5s.
@@ -86,6 +91,10 @@ type Options struct {
 	// deleted) gets ACCESS_DENIED and the socket is disconnected. Default 1s; negative: never.
 	AccountRecheck time.Duration
 	Observer       Observer
+	// OnEmit, when set, is told the name of every event these handlers send
+	// (replies to the socket and broadcasts to its rooms; the `error` answers
+	// are reported through Observer's code), for metrics.
+	OnEmit func(event string)
 	// OnHandshake, when set, is told the result of every handshake:
 	// "accepted", "token_missing", "invalid_token", "user_not_found",
 	// "account_<status>" or "unavailable" (metrics).
@@ -149,6 +158,7 @@ func Register(nsp *socketio.Namespace, opts Options) {
 	}
 	h := &handlers{opts: opts, log: log.With("component", "socket")}
 	nsp.Use(h.authenticate)
+	nsp.VetRecovery(h.vetRecovery)
 	nsp.OnConnection(h.connected)
 }
 
@@ -248,6 +258,24 @@ func (c *Conn) Logger() *slog.Logger {
 	return c.h.log.With("socket", c.Socket.ID(), "userId", c.User.UserID)
 }
 
+// Emit sends an event to this socket only.
+func (c *Conn) Emit(event string, args ...any) error {
+	c.countEmit(event)
+	return c.Socket.Emit(event, args...)
+}
+
+// EmitToRoom sends an event to the other sockets of room (this socket excluded).
+func (c *Conn) EmitToRoom(room, event string, args ...any) error {
+	c.countEmit(event)
+	return c.Socket.To(room).Emit(event, args...)
+}
+
+func (c *Conn) countEmit(event string) {
+	if c.h.opts.OnEmit != nil {
+		c.h.opts.OnEmit(event)
+	}
+}
+
 // HandlerFunc handles one client event. Its ctx ends at the handler timeout
 // or when the socket disconnects. A returned error is answered with the
 // event `error` and a failed ack (see Fail); on success the handler acks
@@ -326,8 +354,13 @@ func (c *Conn) call(ctx context.Context, fn HandlerFunc, ev *socketio.Event) (er
 	return fn(ctx, ev)
 }
 
+// connSeq numbers the connections of this process (presence keys).
+var connSeq atomic.Uint64
+
 // connected sets up an accepted socket: user room, expiry timer, presence,
-// handlers.
+// handlers. It runs for a socket restored by connection state recovery too
+// (its rooms were vetted by vetRecovery; the user room is joined again,
+// which is a no-op).
 func (h *handlers) connected(s *socketio.Socket) {
 	sess := SessionOf(s)
 	if sess == nil {
@@ -342,7 +375,13 @@ func (h *handlers) connected(s *socketio.Socket) {
 	c.checked.Store(time.Now().UnixNano()) // the handshake just checked it
 	log := c.Logger()
 
-	s.Join(realtime.UserRoom(sess.UserID))
+	if err := s.Join(realtime.UserRoom(sess.UserID)); err != nil {
+		// Only with LIMIT_ROOMS_PER_SOCKET below 1: without its user room a socket hears nothing.
+		log.Error("joining the user room failed: disconnecting", "err", err)
+		cancel()
+		s.Disconnect(true)
+		return
+	}
 
 	// The token's end is the connection's end. The engine connection is
 	// closed without a namespace DISCONNECT, so socket.io-client sees
@@ -353,6 +392,10 @@ func (h *handlers) connected(s *socketio.Socket) {
 		s.Conn().Close("forced close")
 	})
 
+	// Presence counts connections, not socket ids: a socket recovered by
+	// connection state recovery keeps its id, and its old connection's
+	// Disconnect may still be running when the new one connects.
+	presenceKey := s.ID() + "#" + strconv.FormatUint(connSeq.Add(1), 36)
 	// Registered before presence.Connect: the disconnect handlers run after
 	// this function on the socket's own goroutine, so Disconnect always
 	// follows Connect.
@@ -361,13 +404,13 @@ func (h *handlers) connected(s *socketio.Socket) {
 		cancel()
 		dctx, dcancel := context.WithTimeout(context.Background(), h.opts.HandlerTimeout)
 		defer dcancel()
-		if _, err := h.opts.Presence.Disconnect(dctx, sess.UserID, s.ID()); err != nil {
+		if _, err := h.opts.Presence.Disconnect(dctx, sess.UserID, presenceKey); err != nil {
 			log.Error("presence disconnect failed", "reason", reason, "err", err)
 		}
 	})
 
 	pctx, pcancel := context.WithTimeout(ctx, h.opts.HandlerTimeout)
-	if _, err := h.opts.Presence.Connect(pctx, sess.UserID, s.ID()); err != nil {
+	if _, err := h.opts.Presence.Connect(pctx, sess.UserID, presenceKey); err != nil {
 		log.Error("presence connect failed", "err", err)
 	}
 	pcancel()
@@ -376,6 +419,11 @@ func (h *handlers) connected(s *socketio.Socket) {
 	for _, f := range h.opts.Features {
 		f(c)
 	}
+}
+
+// tooManyRooms answers a Join refused by the server's rooms-per-socket limit.
+func tooManyRooms(code, what string) error {
+	return errs.New(code, what+": this connection is in too many rooms (leave some first)")
 }
 
 // statusMessage lists the valid statuses for validation answers.

@@ -1,6 +1,7 @@
 package engineio
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,8 +22,9 @@ type Conn struct {
 	hs      *Handshake
 	handler Handler // set during OnConnection, read-only afterwards
 
-	deliverMu sync.Mutex  // serializes Handler calls
-	open      atomic.Bool // false once closing: incoming messages are dropped
+	deliverMu    sync.Mutex  // serializes Handler calls
+	open         atomic.Bool // false once closing: incoming messages are dropped
+	tooBigLogged atomic.Bool // a message over maxPayload was logged (once per session)
 
 	mu          sync.Mutex
 	state       connState
@@ -30,6 +32,7 @@ type Conn struct {
 	started     bool // handshake answered: the writer may run
 	transport   string
 	queue       []packet // outgoing, bounded by Options.MaxQueuedPackets
+	queuedBytes int      // bytes of the message data in queue, bounded by Options.MaxQueuedBytes
 	spare       []packet // the writer's last batch, reused as the next queue
 
 	poll    *pollWait // pending long-polling GET
@@ -97,14 +100,15 @@ func (c *Conn) send(msgs []Message, sent chan struct{}) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if len(c.queue)+len(msgs) > c.srv.opts.MaxQueuedPackets {
+	if !c.roomForLocked(msgs) {
+		n, b := len(c.queue), c.queuedBytes
 		c.mu.Unlock()
+		c.srv.log.Warn("engineio: slow client closed: outgoing queue full", "sid", c.id, "remote", c.remoteAddr(),
+			"queuedPackets", n, "queuedBytes", b, "maxPackets", c.srv.opts.MaxQueuedPackets, "maxBytes", c.srv.opts.MaxQueuedBytes)
 		c.finish(ReasonTransportError, ErrQueueFull)
 		return ErrQueueFull
 	}
-	for _, m := range msgs {
-		c.queue = append(c.queue, packet{typ: typeMessage, data: m.Data, binary: m.Binary})
-	}
+	c.appendLocked(msgs)
 	if sent != nil {
 		c.queue[len(c.queue)-1].sent = sent
 	}
@@ -140,7 +144,7 @@ func (c *Conn) SendFlushed(msgs ...Message) (<-chan struct{}, error) {
 func (c *Conn) SendVolatile(msgs ...Message) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.state != stateOpen || !c.started || len(c.queue)+len(msgs) > c.srv.opts.MaxQueuedPackets {
+	if c.state != stateOpen || !c.started || !c.roomForLocked(msgs) {
 		return false
 	}
 	switch {
@@ -149,11 +153,48 @@ func (c *Conn) SendVolatile(msgs ...Message) bool {
 	case c.transport == TransportWebSocket && c.writing && len(c.queue) > 0:
 		return false
 	}
-	for _, m := range msgs {
-		c.queue = append(c.queue, packet{typ: typeMessage, data: m.Data, binary: m.Binary})
-	}
+	c.appendLocked(msgs)
 	c.flushLocked()
 	return true
+}
+
+// roomForLocked reports whether msgs fit in the queue's bounds (packets and bytes). An empty queue
+// takes any batch: a single message is bounded by MaxPayload, not by MaxQueuedBytes.
+func (c *Conn) roomForLocked(msgs []Message) bool {
+	if len(c.queue)+len(msgs) > c.srv.opts.MaxQueuedPackets {
+		return false
+	}
+	if len(c.queue) == 0 {
+		return true
+	}
+	n := c.queuedBytes
+	for _, m := range msgs {
+		n += len(m.Data)
+	}
+	return n <= c.srv.opts.MaxQueuedBytes
+}
+
+// appendLocked queues msgs and counts their bytes.
+func (c *Conn) appendLocked(msgs []Message) {
+	for _, m := range msgs {
+		c.queue = append(c.queue, packet{typ: typeMessage, data: m.Data, binary: m.Binary})
+		c.queuedBytes += len(m.Data)
+	}
+}
+
+// takeQueueLocked hands the whole queue over (to a poll response or the websocket writer).
+func (c *Conn) takeQueueLocked() []packet {
+	q := c.queue
+	c.queue, c.queuedBytes = nil, 0
+	return q
+}
+
+// remoteAddr is the client address of the handshake, for logs.
+func (c *Conn) remoteAddr() string {
+	if c.hs == nil {
+		return ""
+	}
+	return c.hs.RemoteAddr
 }
 
 // Close sends the close packet (after what is already queued), then closes the
@@ -174,8 +215,7 @@ func (c *Conn) Close(reason string) {
 		c.queue = append(c.queue, packet{typ: typeClose}) // past the bound on purpose
 		c.flushLocked()                                   // the writer finishes the session once drained
 	} else if c.poll != nil && c.started {
-		pkts := append(c.queue, packet{typ: typeClose})
-		c.queue = nil
+		pkts := append(c.takeQueueLocked(), packet{typ: typeClose})
 		c.answerPollLocked(pkts, closing)
 	}
 	// else: the next GET receives the queue and the close packet (see servePoll).
@@ -191,9 +231,7 @@ func (c *Conn) flushLocked() {
 	switch c.transport {
 	case TransportPolling:
 		if c.poll != nil {
-			pkts := c.queue
-			c.queue = nil
-			c.answerPollLocked(pkts, nil)
+			c.answerPollLocked(c.takeQueueLocked(), nil)
 		}
 	case TransportWebSocket:
 		if !c.writing && c.state != stateClosed {
@@ -234,8 +272,8 @@ func (c *Conn) finish(reason string, err error) {
 	c.stopTimerLocked(&c.hb)
 	c.stopTimerLocked(&c.closeTimer)
 	c.stopTimerLocked(&c.upgradeTimer)
-	signalSent(c.queue)
-	c.queue, c.spare = nil, nil
+	signalSent(c.takeQueueLocked())
+	c.spare = nil
 	if c.poll != nil {
 		// Node answers a pending GET with noop when the client closed, else with close.
 		t := typeClose
@@ -257,7 +295,14 @@ func (c *Conn) finish(reason string, err error) {
 		probe.closeWith(closeNormal)
 	}
 	if ws != nil {
-		ws.closeWith(closeNormal)
+		if errors.Is(err, ErrQueueFull) {
+			// A slow consumer: its writer is most likely stuck in a write, and the
+			// close frame waits for it (closeLockWait). finish runs here on the
+			// goroutine of whoever sent (a broadcast loop), which must not wait.
+			go ws.closeWith(closeNormal)
+		} else {
+			ws.closeWith(closeNormal)
+		}
 	}
 	if err != nil {
 		c.srv.log.Debug("engineio: session closed", "sid", c.id, "reason", reason, "err", err)

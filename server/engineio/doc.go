@@ -13,11 +13,12 @@
 // # Design: memory and goroutines per session
 //
 // Outgoing queue. Every Conn has one bounded queue of packets
-// (Options.MaxQueuedPackets). Send appends to it under the Conn's mutex and
-// never blocks on the network; a Send that would cross the bound means the
-// client does not keep up, so the session is closed with "transport error"
-// and Send returns ErrQueueFull. A slow client therefore never stalls a
-// broadcast to the others. Message data is shared, not copied, between the
+// (Options.MaxQueuedPackets packets and Options.MaxQueuedBytes bytes). Send
+// appends to it under the Conn's mutex and never blocks on the network; a Send
+// that would cross a bound means the client does not keep up, so the session
+// is closed with "transport error" (logged once, at Warn) and Send returns
+// ErrQueueFull. Closing its websocket happens off the sender's goroutine, so a
+// slow client never stalls a broadcast to the others. Message data is shared, not copied, between the
 // queues of all the sessions a message is broadcast to.
 //
 // Writer. On websocket there is no writer goroutine while a session is idle:

@@ -25,6 +25,10 @@ var codeMessages = [...]string{
 	CodeUnsupportedProtocol: "Unsupported protocol version",
 }
 
+// MessagePayloadTooLarge is the message of the 413 answer to a polling POST
+// over maxPayload (status 413, code CodeBadRequest).
+const MessagePayloadTooLarge = "Payload too large"
+
 // RequestError is a refused Engine.IO request: HTTP status plus the JSON body
 // {"code":N,"message":"..."} that Node's engine.io answers.
 type RequestError struct {

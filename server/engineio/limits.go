@@ -64,14 +64,39 @@ func (l Limits) withDefaults() Limits {
 
 // remoteIP is the default Limits.ClientIP.
 func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
+	host := hostOf(r.RemoteAddr)
 	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
 		return ""
 	}
 	return host
+}
+
+// notLoopback makes Options.ClientAddress the Limits.ClientIP: loopback clients are not limited.
+func notLoopback(addr func(*http.Request) string) func(*http.Request) string {
+	return func(r *http.Request) string {
+		host := addr(r)
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			return ""
+		}
+		return host
+	}
+}
+
+// hostOf is the host part of a host:port address (the whole of it when it has no port).
+func hostOf(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return host
+}
+
+// clientAddress is Options.ClientAddress, by default the host of RemoteAddr.
+func (s *Server) clientAddress(r *http.Request) string {
+	if s.opts.ClientAddress != nil {
+		return s.opts.ClientAddress(r)
+	}
+	return hostOf(r.RemoteAddr)
 }
 
 // limiter enforces Limits. Its maps hold one entry per address with an open

@@ -190,6 +190,38 @@ func TestLimitsDefaultClientIP(t *testing.T) {
 	}
 }
 
+// TestLimitsClientAddress: Options.ClientAddress (a trusted proxy's forwarded address) fills
+// Handshake.Address and keys the limits when Limits.ClientIP is not set; loopback clients stay
+// unlimited; without it Address is the peer's host.
+func TestLimitsClientAddress(t *testing.T) {
+	ts := newTestServer(t, Options{ClientAddress: headerIP, Limits: Limits{ConnectionsPerIP: 2, HandshakesPerSecond: -1}}, false)
+	for i := 0; i < 2; i++ {
+		if res := ts.handshakeFrom("198.51.100.4"); res.status != 200 {
+			t.Fatalf("handshake %d: %d %s", i, res.status, res.body)
+		}
+		if c := ts.conn(); c.Handshake().Address != "198.51.100.4" || !strings.HasPrefix(c.Handshake().RemoteAddr, "127.0.0.1:") {
+			t.Fatalf("handshake address %q remote %q", c.Handshake().Address, c.Handshake().RemoteAddr)
+		}
+	}
+	wantRefusal(t, ts.handshakeFrom("198.51.100.4"), http.StatusForbidden, MessageTooManyConnections)
+	if res := ts.handshakeFrom("198.51.100.5"); res.status != 200 {
+		t.Fatalf("another forwarded address: %d", res.status)
+	}
+	for i := 0; i < 4; i++ { // a loopback client behind the proxy is not limited
+		if res := ts.handshakeFrom("127.0.0.1"); res.status != 200 {
+			t.Fatalf("loopback %d: %d %s", i, res.status, res.body)
+		}
+	}
+
+	plain := newTestServer(t, Options{}, false)
+	if res := plain.handshakeFrom("198.51.100.4"); res.status != 200 {
+		t.Fatalf("plain: %d", res.status)
+	}
+	if c := plain.conn(); c.Handshake().Address != "127.0.0.1" {
+		t.Fatalf("default address %q", c.Handshake().Address)
+	}
+}
+
 // TestLimitsStateBounded: addresses that come and go leave nothing behind.
 func TestLimitsStateBounded(t *testing.T) {
 	l := newLimiter(Limits{ConnectionsPerIP: 5, HandshakesPerSecond: 1000, HandshakeBurst: 1,

@@ -12,6 +12,9 @@ const (
 	TransportWebSocket = "websocket"
 )
 
+// DefaultMaxQueuedBytes is Options.MaxQueuedBytes when unset.
+const DefaultMaxQueuedBytes = 16 << 20
+
 // Options configures a Server. Zero values take the defaults of Node's engine.io
 // (except Path, which Node derives from its attach options).
 type Options struct {
@@ -27,13 +30,24 @@ type Options struct {
 	PerMessageDeflate *DeflateOptions             // nil = off
 	Cookie            *CookieOptions              // nil = no sticky cookie
 	MaxQueuedPackets  int                         // per-connection outgoing bound (default 1024)
+	// MaxQueuedBytes bounds the bytes of the messages queued for one connection and not yet handed
+	// to its transport (default 16 MiB). Together with MaxQueuedPackets it decides when a client is
+	// too slow: crossing either closes it ("transport error", ErrQueueFull). A Send to an empty queue
+	// is always accepted, so one message of up to MaxPayload can always be sent.
+	MaxQueuedBytes int
 	// WriteTimeout bounds every websocket write batch and every polling response
 	// (default 10s). A client that does not read within it is closed ("transport error").
 	WriteTimeout time.Duration
 	// Limits bound connections and handshakes per client address (see Limits;
 	// defaults 100 sessions, 20 handshakes/s burst 40, loopback not limited).
 	Limits Limits
-	Logger *slog.Logger
+	// ClientAddress names the client of a request: behind a reverse proxy,
+	// the address the proxy forwarded for (only when the proxy is trusted —
+	// clients can send the headers too). It fills Handshake.Address and, when
+	// Limits.ClientIP is not set, keys the per-address limits (loopback
+	// results are not limited, as by default). Default: the host of RemoteAddr.
+	ClientAddress func(r *http.Request) string
+	Logger        *slog.Logger
 }
 
 // CORSOptions mirrors the subset of the `cors` package options that engine.io users set.
@@ -90,6 +104,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxQueuedPackets <= 0 {
 		o.MaxQueuedPackets = 1024
+	}
+	if o.MaxQueuedBytes <= 0 {
+		o.MaxQueuedBytes = DefaultMaxQueuedBytes
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // bufPool holds byte buffers for poll responses, POST bodies and websocket
@@ -54,13 +55,11 @@ func (c *Conn) servePoll(w http.ResponseWriter, r *http.Request) {
 		c.srv.refuse(w, r, newRequestError(CodeUnknownSID))
 		return
 	case c.state == stateClosing:
-		pkts = append(c.queue, packet{typ: typeClose})
-		c.queue = nil
+		pkts = append(c.takeQueueLocked(), packet{typ: typeClose})
 		reason := c.closeReason
 		after = func() { c.finish(reason, nil) }
 	case len(c.queue) > 0:
-		pkts = c.queue
-		c.queue = nil
+		pkts = c.takeQueueLocked()
 	default:
 		pw := &pollWait{ch: make(chan struct{})}
 		c.poll = pw
@@ -168,7 +167,7 @@ func (c *Conn) servePost(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength > int64(max) {
 		// As Node: 413 and the payload is dropped; the session itself is left to
 		// the client (which closes on a failed POST) and the heartbeat.
-		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		c.refuseTooLarge(w, r, r.ContentLength)
 		return
 	}
 	buf := getBuf()
@@ -181,8 +180,17 @@ func (c *Conn) servePost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(body) > max {
-		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		c.refuseTooLarge(w, r, -1)
 		return
+	}
+	if !utf8.Valid(body) {
+		// As Node, which reads a text POST body as a UTF-8 string: every invalid
+		// byte becomes U+FFFD, so handlers (and the clients they forward to, over
+		// websocket text frames) only ever see valid UTF-8.
+		fixed := getBuf()
+		defer putBuf(fixed)
+		*fixed = replaceInvalidUTF8((*fixed)[:0], body)
+		body = *fixed
 	}
 
 	scratch := getBuf()
@@ -226,4 +234,31 @@ func readAtMost(dst []byte, r io.Reader, limit int) ([]byte, error) {
 		}
 	}
 	return dst, nil
+}
+
+// refuseTooLarge answers a POST body over maxPayload with 413 and the JSON
+// error body of the other refusals, and logs the first one of the session
+// (size -1: a body without Content-Length that went past the limit).
+func (c *Conn) refuseTooLarge(w http.ResponseWriter, r *http.Request, size int64) {
+	max := c.srv.opts.MaxPayload
+	if c.tooBigLogged.CompareAndSwap(false, true) {
+		c.srv.log.Warn("engineio: message over maxPayload refused", "sid", c.id, "remote", r.RemoteAddr,
+			"transport", TransportPolling, "maxPayload", max, "contentLength", size)
+	}
+	c.srv.refuse(w, r, &RequestError{Code: CodeBadRequest, Message: MessagePayloadTooLarge, Status: http.StatusRequestEntityTooLarge})
+}
+
+// replaceInvalidUTF8 appends b to dst with every byte that does not start a
+// valid UTF-8 sequence replaced by U+FFFD.
+func replaceInvalidUTF8(dst, b []byte) []byte {
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n == 1 {
+			dst = utf8.AppendRune(dst, utf8.RuneError)
+		} else {
+			dst = append(dst, b[:n]...)
+		}
+		b = b[n:]
+	}
+	return dst
 }

@@ -20,10 +20,13 @@ import (
 type Handshake struct {
 	Headers    http.Header
 	Query      url.Values
-	RemoteAddr string
-	URL        string
-	Secure     bool
-	Time       time.Time
+	RemoteAddr string // the peer (host:port), a reverse proxy's when there is one
+	// Address is the client's address (no port): Options.ClientAddress, by
+	// default the host of RemoteAddr.
+	Address string
+	URL     string
+	Secure  bool
+	Time    time.Time
 
 	slot *limitSlot // per-address session slot (limits.go), released when the session is removed
 }
@@ -104,12 +107,16 @@ func (t *tombstones) take(sid string) bool {
 // NewServer returns a Server with opts completed by the defaults.
 func NewServer(opts Options) *Server {
 	opts = opts.withDefaults()
+	limits := opts.Limits
+	if limits.ClientIP == nil && opts.ClientAddress != nil {
+		limits.ClientIP = notLoopback(opts.ClientAddress)
+	}
 	s := &Server{
 		opts:     opts,
 		log:      opts.Logger,
 		conns:    make(map[string]*Conn),
 		upgrades: []string{},
-		limits:   newLimiter(opts.Limits, opts.Logger),
+		limits:   newLimiter(limits, opts.Logger),
 	}
 	if opts.allows(TransportWebSocket) && !opts.DisableUpgrades {
 		s.upgrades = []string{TransportWebSocket}
@@ -295,6 +302,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Headers:    r.Header.Clone(),
 		Query:      q,
 		RemoteAddr: r.RemoteAddr,
+		Address:    s.clientAddress(r),
 		URL:        r.URL.RequestURI(),
 		Secure:     r.TLS != nil,
 		Time:       time.Now(),

@@ -291,6 +291,8 @@ func (c *Conn) readFailed(wc *wsConn, err error) {
 		reason = ReasonParseError
 	case errors.Is(err, ErrPayloadTooBig):
 		code = closeTooBig
+		c.srv.log.Warn("engineio: message over maxPayload refused", "sid", c.id, "remote", c.remoteAddr(),
+			"transport", TransportWebSocket, "maxPayload", c.srv.opts.MaxPayload)
 	case errors.Is(err, errWSProtocol):
 		code = closeProtocol
 	case errors.Is(err, errWSUTF8):
@@ -554,7 +556,7 @@ func (c *Conn) writeLoop(wc *wsConn) {
 			}
 			return
 		}
-		batch := c.queue
+		batch := c.takeQueueLocked()
 		c.queue = c.spare[:0]
 		c.spare = nil
 		c.mu.Unlock()

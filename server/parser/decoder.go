@@ -12,6 +12,12 @@ import (
 // DefaultMaxAttachments is the Decoder's attachment limit when MaxAttachments is 0.
 const DefaultMaxAttachments = 10
 
+// DefaultMaxDepth is the Decoder's JSON nesting limit when MaxDepth is 0. The
+// payload array of an EVENT is level 1, so its arguments may nest 63 levels.
+// encoding/json's own limit (10000) is far past anything a client needs and
+// lets one message make the server build thousands of nested values.
+const DefaultMaxDepth = 64
+
 // Decoder turns the Engine.IO messages of one connection back into packets.
 // It keeps the state of a binary packet whose attachments are still
 // arriving, so use one Decoder per connection and call Add in message order.
@@ -20,6 +26,10 @@ type Decoder struct {
 	// MaxAttachments bounds the attachments a binary packet may declare;
 	// a packet declaring more is an error. 0 means DefaultMaxAttachments.
 	MaxAttachments int
+	// MaxDepth bounds the nesting of arrays and objects in a packet's JSON
+	// payload; a deeper payload is an error (ErrTooDeep) before any of it is
+	// decoded. 0 means DefaultMaxDepth, negative turns the check off.
+	MaxDepth int
 
 	pending *Packet // binary packet waiting for attachments
 	want    int     // attachments pending wants in total
@@ -53,7 +63,11 @@ func (d *Decoder) Add(data []byte, binary bool) (*Packet, error) {
 	if max <= 0 {
 		max = DefaultMaxAttachments
 	}
-	p, n, err := decodeText(data, max)
+	depth := d.MaxDepth
+	if depth == 0 {
+		depth = DefaultMaxDepth
+	}
+	p, n, err := decodeText(data, max, depth)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +99,7 @@ func nonNil(b []byte) []byte {
 
 // decodeText parses a text frame. It returns the packet (Binary types
 // already normalised to Event/Ack) and the number of attachments to wait for.
-func decodeText(s []byte, maxAttachments int) (*Packet, int, error) {
+func decodeText(s []byte, maxAttachments, maxDepth int) (*Packet, int, error) {
 	if len(s) == 0 {
 		return nil, 0, ErrEmptyPacket
 	}
@@ -133,6 +147,9 @@ func decodeText(s []byte, maxAttachments int) (*Packet, int, error) {
 		p.ID = id
 	}
 	payload := s[i:]
+	if maxDepth > 0 && nestedDeeper(payload, maxDepth) {
+		return nil, 0, fmt.Errorf("%w: more than %d levels", ErrTooDeep, maxDepth)
+	}
 	if err := checkPayload(t, payload); err != nil {
 		return nil, 0, err
 	}
@@ -146,6 +163,34 @@ func decodeText(s []byte, maxAttachments int) (*Packet, int, error) {
 		p.Type = Ack
 	}
 	return p, n, nil
+}
+
+// nestedDeeper reports whether the arrays and objects of the JSON text b nest
+// deeper than max. It only counts brackets outside strings, so it is linear
+// and allocation-free; whether b is valid JSON is checked afterwards.
+func nestedDeeper(b []byte, max int) bool {
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			// skip the string: to the next quote that is not escaped
+			for i++; i < len(b); i++ {
+				if b[i] == '\\' {
+					i++
+				} else if b[i] == '"' {
+					break
+				}
+			}
+		case '[', '{':
+			depth++
+			if depth > max {
+				return true
+			}
+		case ']', '}':
+			depth--
+		}
+	}
+	return false
 }
 
 // maxSafeID is the largest ack id accepted: JavaScript numbers are exact up

@@ -79,7 +79,7 @@ func FuzzDecoder(f *testing.F) {
 
 func isParserError(err error) bool {
 	for _, e := range []error{ErrEmptyPacket, ErrUnknownType, ErrIllegalAttachments, ErrTooManyAttachments,
-		ErrInvalidID, ErrInvalidPayload, ErrReservedEvent, ErrUnexpectedBinary, ErrUnexpectedPlaintext} {
+		ErrInvalidID, ErrInvalidPayload, ErrReservedEvent, ErrUnexpectedBinary, ErrUnexpectedPlaintext, ErrTooDeep} {
 		if errors.Is(err, e) {
 			return true
 		}

@@ -58,6 +58,7 @@ var (
 	ErrReservedEvent       = errors.New("parser: reserved event name")
 	ErrUnexpectedBinary    = errors.New("parser: got binary data when not reconstructing a packet")
 	ErrUnexpectedPlaintext = errors.New("parser: got plaintext data when reconstructing a packet")
+	ErrTooDeep             = errors.New("parser: JSON payload nested too deeply")
 )
 
 // reserved are the event names that have a meaning of their own in Socket.IO

@@ -23,10 +23,18 @@ type client struct {
 	connecting map[string]bool    // namespaces with a CONNECT in progress
 	timer      *time.Timer        // connect timeout; nil once a namespace is joined
 	closed     bool
+
+	// Attachment timer (Limits.AttachmentTimeout): armed while dec holds a binary packet waiting
+	// for attachments. attGen tells a firing that was overtaken by progress from a real one.
+	attTimer *time.Timer
+	attGen   uint64
+	attArmed bool // OnMessage only
 }
 
 func (s *Server) onEngineConnection(c *engineio.Conn) {
 	cl := &client{srv: s, conn: c}
+	cl.dec.MaxAttachments = s.limits.MaxAttachments
+	cl.dec.MaxDepth = s.limits.MaxNestingDepth
 	c.SetHandler(cl)
 	cl.mu.Lock()
 	cl.timer = time.AfterFunc(s.opts.ConnectTimeout, cl.onConnectTimeout)
@@ -75,13 +83,16 @@ func (c *client) sendPacket(p *parser.Packet) {
 func (c *client) OnMessage(_ *engineio.Conn, data []byte, binary bool) {
 	p, err := c.dec.Add(data, binary)
 	if err != nil {
+		c.attachmentsDone()
 		c.srv.log.Debug("socketio: invalid packet", "conn", c.conn.ID(), "err", err)
 		c.conn.Close("parse error")
 		return
 	}
 	if p == nil {
-		return // waiting for attachments
+		c.awaitAttachments() // bounded by Limits.AttachmentTimeout
+		return
 	}
+	c.attachmentsDone()
 	c.dispatch(p)
 }
 
@@ -147,6 +158,7 @@ func (c *client) connect(name string, auth json.RawMessage) {
 		return
 	}
 	var session *adapter.Session
+	var offset string
 	if nsp.recovery() > 0 {
 		var creds struct {
 			PID    *string `json:"pid"`
@@ -154,6 +166,7 @@ func (c *client) connect(name string, auth json.RawMessage) {
 		}
 		if json.Unmarshal(auth, &creds) == nil && creds.PID != nil && creds.Offset != nil {
 			var err error
+			offset = *creds.Offset
 			session, err = nsp.adapter.RestoreSession(*creds.PID, *creds.Offset)
 			if err != nil {
 				c.srv.log.Warn("socketio: restoring session", "nsp", name, "err", err)
@@ -162,16 +175,34 @@ func (c *client) connect(name string, auth json.RawMessage) {
 		}
 	}
 	sock := newSocket(nsp, c, auth, session)
+	if session != nil {
+		sock.recoveryOffset = offset
+	}
 	skip := session != nil && c.srv.opts.ConnectionStateRecovery != nil && !c.srv.opts.ConnectionStateRecovery.RunMiddlewares
+	refuse := func(err error) {
+		var ce *ConnectError
+		if errors.As(err, &ce) {
+			c.sendConnectError(name, ce.Message, ce.Data)
+		} else {
+			c.sendConnectError(name, err.Error(), nil)
+		}
+	}
 	if !skip {
 		if err := nsp.runMiddlewares(sock); err != nil {
-			var ce *ConnectError
-			if errors.As(err, &ce) {
-				c.sendConnectError(name, ce.Message, ce.Data)
-			} else {
-				c.sendConnectError(name, err.Error(), nil)
-			}
+			refuse(err)
 			return
+		}
+	}
+	if session != nil && !nsp.acceptRecovery(sock, session) {
+		// Declined: a fresh session instead (the restored one is consumed either way).
+		sock.startAfresh()
+		session = nil
+		if skip {
+			sock.SetData(nil) // the restored data goes with the session
+			if err := nsp.runMiddlewares(sock); err != nil {
+				refuse(err)
+				return
+			}
 		}
 	}
 	c.mu.Lock()
@@ -226,6 +257,10 @@ func (c *client) OnClose(_ *engineio.Conn, reason string, _ error) {
 	if c.timer != nil {
 		c.timer.Stop()
 		c.timer = nil
+	}
+	if c.attTimer != nil {
+		c.attTimer.Stop()
+		c.attTimer = nil
 	}
 	socks := make([]*Socket, 0, len(c.sockets))
 	for _, s := range c.sockets {

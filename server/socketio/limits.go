@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
+	"github.com/maoga/maoga/server/engineio"
 	"github.com/maoga/maoga/server/parser"
 )
 
@@ -44,9 +46,40 @@ type Limits struct {
 	// (OfMatch) past it is not created and the CONNECT is answered as an
 	// invalid namespace (default 10000). Static namespaces (Of) are not capped.
 	MaxNamespaces int
+	// MaxAttachments bounds the binary attachments one BINARY_EVENT or
+	// BINARY_ACK may declare (default parser.DefaultMaxAttachments, 10). A
+	// packet declaring more closes the connection at once ("parse error"),
+	// before any attachment is read.
+	MaxAttachments int
+	// AttachmentTimeout bounds how long a binary packet may wait for its next
+	// attachment (default 10s). A client that declares attachments and does
+	// not send them is closed with "parse error" once it passes, so a pending
+	// packet is never kept forever. Each attachment that arrives restarts it.
+	AttachmentTimeout time.Duration
+	// MaxNestingDepth bounds the nesting of arrays and objects in a packet's
+	// JSON payload (default parser.DefaultMaxDepth, 64). A deeper packet
+	// closes the connection ("parse error") before it is decoded.
+	MaxNestingDepth int
+	// MaxPendingAcks caps the acknowledgements one socket may owe the server
+	// (EmitWithAck and broadcasts with ack, default 1000). Past it
+	// Socket.EmitWithAck fails at once with ErrTooManyPendingAcks, and a
+	// broadcast with ack is sent to that socket without waiting for its reply
+	// (its callback sees the reply as missing), so a client that never answers
+	// cannot grow the table without bound.
+	MaxPendingAcks int
 	// LogWindow is how often one offender is logged at most (default 1 minute).
 	LogWindow time.Duration
 }
+
+// DefaultAttachmentTimeout is Limits.AttachmentTimeout when unset.
+const DefaultAttachmentTimeout = 10 * time.Second
+
+// DefaultMaxPendingAcks is Limits.MaxPendingAcks when unset.
+const DefaultMaxPendingAcks = 1000
+
+// ErrTooManyPendingAcks is returned by Socket.EmitWithAck when the socket already owes
+// Limits.MaxPendingAcks acknowledgements.
+var ErrTooManyPendingAcks = errors.New("socketio: too many acknowledgements pending for this socket")
 
 // ReasonRateLimited is the disconnect reason of a socket disconnected for
 // sending events faster than Limits allow.
@@ -73,6 +106,18 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxNamespaces == 0 {
 		l.MaxNamespaces = 10_000
+	}
+	if l.MaxAttachments <= 0 {
+		l.MaxAttachments = parser.DefaultMaxAttachments
+	}
+	if l.AttachmentTimeout == 0 {
+		l.AttachmentTimeout = DefaultAttachmentTimeout
+	}
+	if l.MaxNestingDepth == 0 {
+		l.MaxNestingDepth = parser.DefaultMaxDepth
+	}
+	if l.MaxPendingAcks == 0 {
+		l.MaxPendingAcks = DefaultMaxPendingAcks
 	}
 	if l.LogWindow <= 0 {
 		l.LogWindow = time.Minute
@@ -230,7 +275,7 @@ func (c *client) admitNamespace(name string) bool {
 	}
 	addr := ""
 	if hs := c.conn.Handshake(); hs != nil {
-		addr = hs.RemoteAddr
+		addr = hs.Address
 	}
 	c.srv.offenders.report("nsps:"+c.conn.ID(), "socketio: connect refused by namespace limit",
 		"conn", c.conn.ID(), "address", addr, "nsp", name, "limit", max)
@@ -275,4 +320,78 @@ func (s *Socket) answerDropped(p *parser.Packet) {
 	ap := newPacket(parser.Ack, s.nsp.name, data, atts)
 	ap.ID = p.ID
 	s.client.sendPacket(ap)
+}
+
+// awaitAttachments (re)starts the attachment timer after a message that left a
+// binary packet waiting for attachments. Only OnMessage calls it.
+func (c *client) awaitAttachments() {
+	d := c.srv.limits.AttachmentTimeout
+	if d < 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.attTimer != nil {
+		c.attTimer.Stop()
+	}
+	c.attGen++
+	c.attArmed = true
+	if c.closed {
+		return
+	}
+	gen := c.attGen
+	c.attTimer = time.AfterFunc(d, func() { c.attachmentsOverdue(gen) })
+}
+
+// attachmentsDone stops the attachment timer once no packet waits any more.
+// attArmed is only touched by OnMessage, so the common case takes no lock.
+func (c *client) attachmentsDone() {
+	if !c.attArmed {
+		return
+	}
+	c.attArmed = false
+	c.mu.Lock()
+	if c.attTimer != nil {
+		c.attTimer.Stop()
+		c.attTimer = nil
+	}
+	c.attGen++
+	c.mu.Unlock()
+}
+
+// attachmentsOverdue closes a connection whose binary packet did not get its
+// next attachment within Limits.AttachmentTimeout.
+func (c *client) attachmentsOverdue(gen uint64) {
+	c.mu.Lock()
+	stale := gen != c.attGen || c.closed
+	if !stale {
+		c.attTimer = nil
+	}
+	c.mu.Unlock()
+	if stale {
+		return
+	}
+	addr := ""
+	if hs := c.conn.Handshake(); hs != nil {
+		addr = hs.RemoteAddr
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			addr = host
+		}
+	}
+	c.srv.offenders.report("attachments:"+addr, "socketio: binary packet closed: attachments did not arrive in time",
+		"conn", c.conn.ID(), "address", addr, "timeout", c.srv.limits.AttachmentTimeout)
+	c.conn.Close(engineio.ReasonParseError)
+}
+
+// ackRoomLocked reports whether the socket may owe one more acknowledgement
+// (Limits.MaxPendingAcks). Called with s.mu held.
+func (s *Socket) ackRoomLocked() bool {
+	max := s.nsp.srv.limits.MaxPendingAcks
+	return max < 0 || len(s.acks) < max
+}
+
+// reportAckLimit logs a refused ack registration (once per socket and window).
+func (s *Socket) reportAckLimit() {
+	s.nsp.srv.offenders.report("acks:"+s.id, "socketio: ack not registered: too many pending acknowledgements",
+		"nsp", s.nsp.name, "socket", s.id, "address", s.handshake.Address, "limit", s.nsp.srv.limits.MaxPendingAcks)
 }

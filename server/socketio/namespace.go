@@ -44,6 +44,7 @@ type Namespace struct {
 	mu          sync.RWMutex
 	sockets     map[string]*Socket
 	middlewares []Middleware
+	vetters     []RecoveryVetter
 	onConn      []func(*Socket)
 	serverSide  map[string][]func(*Event)
 }
@@ -71,6 +72,36 @@ func (n *Namespace) Use(fn Middleware) {
 	n.mu.Lock()
 	n.middlewares = append(n.middlewares, fn)
 	n.mu.Unlock()
+}
+
+// RecoveryVetter decides whether a socket may take up the session connection state recovery
+// restored for it. It runs after the middlewares (when they run for recovered sessions), so the
+// socket's data is what they set; rooms are the rooms the session would rejoin (its own id
+// included). Returning false starts the socket afresh, as if the session had expired: a new id, no
+// rooms, no missed packets, Recovered() false — and the middlewares run if they were skipped.
+type RecoveryVetter func(s *Socket, rooms []string) bool
+
+// VetRecovery adds a RecoveryVetter. A restored session is used only when every vetter accepts it.
+// Node's socket.io has no such hook: its recovered sockets rejoin their rooms unchecked. An
+// application whose rooms stand for permissions (a member kicked while disconnected) needs one,
+// because the missed packets of those rooms are delivered before any connection handler runs.
+func (n *Namespace) VetRecovery(fn RecoveryVetter) {
+	n.mu.Lock()
+	n.vetters = append(n.vetters, fn)
+	n.mu.Unlock()
+}
+
+// acceptRecovery runs the vetters for a socket restored from session.
+func (n *Namespace) acceptRecovery(s *Socket, session *adapter.Session) bool {
+	n.mu.RLock()
+	vetters := n.vetters
+	n.mu.RUnlock()
+	for _, v := range vetters {
+		if !v(s, append([]string(nil), session.Rooms...)) {
+			return false
+		}
+	}
+	return true
 }
 
 // OnConnection registers a handler called for every socket that connects (and passed the middlewares).
@@ -144,6 +175,22 @@ func (n *Namespace) connect(s *Socket, session *adapter.Session) {
 	}
 	n.adapter.AddAll(s.id, rooms...)
 	s.mu.Unlock()
+	if session != nil {
+		// What was broadcast between RestoreSession and the AddAll above (the middlewares and
+		// vetters ran meanwhile) reached neither the missed packets nor the socket: fetch it now
+		// that the rooms are joined. openGate drops what then also arrives live.
+		if log, ok := n.adapter.(adapter.RecoveryLog); ok {
+			from := s.recoveryOffset
+			if k := len(session.MissedPackets); k > 0 {
+				if o := adapter.LastOffset(session.MissedPackets[k-1]); o != "" {
+					from = o
+				}
+			}
+			if more, ok := log.PacketsAfter(from, rooms); ok {
+				session.MissedPackets = append(session.MissedPackets, more...)
+			}
+		}
+	}
 
 	// The CONNECT answer is sent by the first task of the socket's inbox, so that the connection
 	// handlers are in place before any event the client sends once it sees the CONNECT.

@@ -60,6 +60,8 @@ type Socket struct {
 	pid       string
 	handshake *Handshake
 	recovered bool
+	// recoveryOffset is the offset the client presented for a restored session (namespace.connect).
+	recoveryOffset string
 
 	mu              sync.Mutex
 	state           uint8
@@ -116,6 +118,16 @@ func newSocket(n *Namespace, c *client, auth json.RawMessage, session *adapter.S
 	return s
 }
 
+// startAfresh turns a socket built from a restored session into a new one (RecoveryVetter declined
+// it). Called before the socket is registered, on the connecting goroutine.
+func (s *Socket) startAfresh() {
+	s.id, s.recovered, s.recoveryOffset = newID(), false, ""
+	s.pid = ""
+	if s.nsp.recovery() > 0 {
+		s.pid = newID()
+	}
+}
+
 func buildHandshake(h *engineio.Handshake, auth json.RawMessage) *Handshake {
 	hs := &Handshake{Auth: auth}
 	if h == nil {
@@ -125,9 +137,12 @@ func buildHandshake(h *engineio.Handshake, auth json.RawMessage) *Handshake {
 	hs.Query = h.Query
 	hs.URL = h.URL
 	hs.Secure = h.Secure
-	hs.Address = h.RemoteAddr
-	if host, _, err := net.SplitHostPort(h.RemoteAddr); err == nil {
-		hs.Address = host
+	hs.Address = h.Address // the client's address (behind trusted proxies: the forwarded one)
+	if hs.Address == "" {
+		hs.Address = h.RemoteAddr
+		if host, _, err := net.SplitHostPort(h.RemoteAddr); err == nil {
+			hs.Address = host
+		}
 	}
 	hs.XDomain = h.Headers.Get("Origin") != ""
 	t := h.Time
@@ -283,15 +298,15 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]
 	}
 	ch := make(chan result, 1)
 	p.ID = (*adapterNsp)(s.nsp).NextAckID()
-	if !s.registerAck(p.ID, 0, func(data json.RawMessage, atts [][]byte, err error) {
+	if err := s.registerAck(p.ID, 0, func(data json.RawMessage, atts [][]byte, err error) {
 		if err != nil {
 			ch <- result{err: err}
 			return
 		}
 		reply, err := repliesFromPacket(data, atts)
 		ch <- result{reply, err}
-	}) {
-		return nil, ErrDisconnected
+	}); err != nil {
+		return nil, err
 	}
 	s.client.send(adapter.Encode(p), false)
 	select {
@@ -303,14 +318,21 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]
 	}
 }
 
-// registerAck adds an entry to the ack table; false if the socket is closed. With timeout > 0 the
-// entry expires (without calling fn) so unanswered acks never accumulate.
-func (s *Socket) registerAck(id int64, timeout time.Duration, fn func(json.RawMessage, [][]byte, error)) bool {
+// registerAck adds an entry to the ack table: ErrDisconnected if the socket is closed,
+// ErrTooManyPendingAcks past Limits.MaxPendingAcks. With timeout > 0 the entry expires (without
+// calling fn) so unanswered acks never accumulate.
+func (s *Socket) registerAck(id int64, timeout time.Duration, fn func(json.RawMessage, [][]byte, error)) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.state == stateClosed {
-		return false
+		s.mu.Unlock()
+		return ErrDisconnected
 	}
+	if !s.ackRoomLocked() {
+		s.mu.Unlock()
+		s.reportAckLimit()
+		return ErrTooManyPendingAcks
+	}
+	defer s.mu.Unlock()
 	if s.acks == nil {
 		s.acks = make(map[int64]*pendingAck, 1)
 	}
@@ -319,7 +341,7 @@ func (s *Socket) registerAck(id int64, timeout time.Duration, fn func(json.RawMe
 		pa.timer = time.AfterFunc(timeout, func() { s.dropAck(id) })
 	}
 	s.acks[id] = pa
-	return true
+	return nil
 }
 
 func (s *Socket) dropAck(id int64) {
@@ -630,7 +652,9 @@ func (a *adapterSocket) WriteEncoded(p *adapter.Encoded, volatile bool) {
 
 func (a *adapterSocket) RegisterAck(id int64, timeout time.Duration, fn adapter.AckFunc) {
 	s := (*Socket)(a)
-	s.registerAck(id, timeout, func(data json.RawMessage, atts [][]byte, err error) {
+	// Refused (socket gone, or MaxPendingAcks reached: logged by registerAck): the packet still goes
+	// out, and the broadcast counts this socket's reply as missing when its timeout ends.
+	_ = s.registerAck(id, timeout, func(data json.RawMessage, atts [][]byte, err error) {
 		if err != nil {
 			return // the broadcast's own timer accounts for missing replies
 		}

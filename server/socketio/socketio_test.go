@@ -182,6 +182,15 @@ func TestHandshakeDetails(t *testing.T) {
 	if h.Headers.Get("Host") == "" || h.Query.Get("room") != "r1" || h.Address != "127.0.0.1" || h.Issued == 0 || h.Time == "" || !strings.Contains(h.URL, "/socket.io/") || string(h.Auth) != "{}" {
 		t.Fatalf("handshake %+v", h)
 	}
+	// Behind a trusted proxy the engine's ClientAddress is the socket's handshake address.
+	io2, url2 := newServer(t, Options{Engine: engineio.Options{ClientAddress: func(r *http.Request) string {
+		return r.Header.Get("X-Forwarded-For")
+	}}})
+	conns2 := connected(io2.Of("/"))
+	dial(t, url2, clienttest.Options{Header: http.Header{"X-Forwarded-For": {"198.51.100.23"}}})
+	if a := recv(t, conns2).Handshake().Address; a != "198.51.100.23" {
+		t.Fatalf("address behind a proxy %q", a)
+	}
 }
 
 func TestConnectTimeout(t *testing.T) {
@@ -727,6 +736,141 @@ func TestConnectionStateRecovery(t *testing.T) {
 	}
 	if n := middlewareRuns.Load(); n != 2 {
 		t.Fatalf("middlewares ran %d times, want 2 (fresh sessions only)", n)
+	}
+}
+
+// A broadcast made while a recovered session runs its middlewares (after RestoreSession, before
+// the socket is back in its rooms) reaches the client once.
+func TestRecoveryBroadcastDuringMiddlewares(t *testing.T) {
+	io, url := newServer(t, Options{ConnectionStateRecovery: &RecoveryOptions{
+		MaxDisconnectionDuration: 10 * time.Second, RunMiddlewares: true}})
+	inMiddleware, proceed := make(chan struct{}, 1), make(chan struct{})
+	io.Use(func(s *Socket) error {
+		if s.Recovered() {
+			inMiddleware <- struct{}{}
+			<-proceed
+		}
+		return nil
+	})
+	conns := connected(io.Of("/"))
+	c := dial(t, url, clienttest.Options{})
+	s := recv(t, conns)
+	s.Join("room")
+	_ = s.Emit("first")
+	wait(t, c, "first")
+	done := make(chan struct{})
+	s.OnDisconnect(func(string) { close(done) })
+	off := c.Offset()
+	c.CloseTransport()
+	recv(t, done)
+	_ = io.To("room").Emit("missed", 1)
+
+	type result struct {
+		c   *clienttest.Client
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		c2, err := clienttest.Dial(context.Background(), url, clienttest.Options{RecoverPID: c.PID(), RecoverOffset: off})
+		res <- result{c2, err}
+	}()
+	recv(t, inMiddleware)
+	_ = io.To("room").Emit("gap", 2) // after RestoreSession, before the rooms are joined
+	close(proceed)
+	r := recv(t, res)
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Cleanup(func() { _ = r.c.Close() })
+	if !r.c.Recovered() {
+		t.Fatal("not recovered")
+	}
+	wait(t, r.c, "missed")
+	wait(t, r.c, "gap")
+	_ = io.To("room").Emit("live", 3)
+	wait(t, r.c, "live")
+	if n := r.c.Pending("gap") + r.c.Pending("missed"); n != 0 {
+		t.Fatalf("%d duplicates", n)
+	}
+}
+
+// A RecoveryVetter sees the socket after the middlewares and the rooms of the restored session; when
+// it declines, the client gets a fresh session: new id, no rooms, none of the missed packets, and
+// the middlewares run even when recovered sessions skip them.
+func TestRecoveryVetterDeclines(t *testing.T) {
+	for _, runMW := range []bool{false, true} {
+		t.Run(fmt.Sprintf("RunMiddlewares=%v", runMW), func(t *testing.T) {
+			io, url := newServer(t, Options{ConnectionStateRecovery: &RecoveryOptions{
+				MaxDisconnectionDuration: 10 * time.Second, RunMiddlewares: runMW}})
+			var mwRuns atomic.Int64
+			io.Use(func(s *Socket) error { mwRuns.Add(1); s.SetData("fresh"); return nil })
+			var allow atomic.Bool
+			var seen atomic.Value
+			io.Of("/").VetRecovery(func(s *Socket, rooms []string) bool {
+				seen.Store(fmt.Sprintf("%v %v", s.Data(), rooms))
+				return allow.Load()
+			})
+			conns := connected(io.Of("/"))
+			c := dial(t, url, clienttest.Options{})
+			s := recv(t, conns)
+			s.Join("secret")
+			s.SetData("old")
+			_ = s.Emit("first")
+			wait(t, c, "first")
+
+			drop := func(c *clienttest.Client, s *Socket) string {
+				done := make(chan struct{})
+				s.OnDisconnect(func(string) { close(done) })
+				off := c.Offset()
+				c.CloseTransport()
+				recv(t, done)
+				_ = io.To("secret").Emit("missed")
+				return off
+			}
+			// Accepted: the same session, rooms kept, the missed packet delivered.
+			allow.Store(true)
+			off := drop(c, s)
+			c2 := dial(t, url, clienttest.Options{RecoverPID: c.PID(), RecoverOffset: off})
+			s2 := recv(t, conns)
+			if !c2.Recovered() || s2.ID() != s.ID() || !slices.Contains(s2.Rooms(), "secret") {
+				t.Fatalf("accepted recovery: recovered %v id %s rooms %v", c2.Recovered(), s2.ID(), s2.Rooms())
+			}
+			wait(t, c2, "missed")
+			want := "old"
+			if runMW {
+				want = "fresh"
+			}
+			if got, _ := seen.Load().(string); !strings.HasPrefix(got, want+" [") || !strings.Contains(got, "secret") || !strings.Contains(got, s.ID()) {
+				t.Fatalf("vetter saw %q, want data %q and the session's rooms", got, want)
+			}
+			// Declined: a fresh session, nothing of the old one.
+			allow.Store(false)
+			runsBefore := mwRuns.Load()
+			off = drop(c2, s2)
+			c3 := dial(t, url, clienttest.Options{RecoverPID: c.PID(), RecoverOffset: off})
+			s3 := recv(t, conns)
+			if c3.Recovered() || s3.Recovered() || c3.ID() == c.ID() || s3.ID() != c3.ID() ||
+				slices.Contains(s3.Rooms(), "secret") || c3.PID() == "" || c3.PID() == c.PID() {
+				t.Fatalf("declined recovery kept state: recovered %v/%v id %s (old %s) rooms %v pid %q",
+					c3.Recovered(), s3.Recovered(), c3.ID(), c.ID(), s3.Rooms(), c3.PID())
+			}
+			if mwRuns.Load() != runsBefore+1 || s3.Data() != "fresh" {
+				t.Fatalf("middlewares ran %d times for the declined session, data %v", mwRuns.Load()-runsBefore, s3.Data())
+			}
+			_ = io.To("secret").Emit("later")
+			_ = s3.Emit("probe")
+			wait(t, c3, "probe")
+			if c3.Pending("missed") != 0 || c3.Pending("later") != 0 {
+				t.Fatalf("declined session got the old rooms' packets: missed %d later %d", c3.Pending("missed"), c3.Pending("later"))
+			}
+			// The session was consumed: the same pid cannot be used again.
+			c3.CloseTransport()
+			allow.Store(true)
+			c4 := dial(t, url, clienttest.Options{RecoverPID: c.PID(), RecoverOffset: off})
+			if c4.Recovered() {
+				t.Fatal("a declined session was restored later")
+			}
+		})
 	}
 }
 

@@ -42,6 +42,11 @@ const (
 	LobbyMemberJoined   = "lobby.member.joined"
 	LobbyMemberLeft     = "lobby.member.left"
 	ChatMessageSent     = "chat.message.sent"
+
+	// UserAccountStatusChanged is published after a user's accountStatus was stored (users service,
+	// SetAccountStatus). It is not in EVENTS.md's list: it is the hardening issue's addition, so that
+	// every node disconnects a suspended or banned user's sockets at once.
+	UserAccountStatusChanged = "user.account.status.changed"
 )
 
 // Payloads of the events this package's users agree on. Publishers fill them,
@@ -53,6 +58,14 @@ type UserRegisteredData struct {
 	Username    string `json:"username"`
 	DisplayName string `json:"displayName,omitempty"`
 	Email       string `json:"email,omitempty"`
+}
+
+// UserAccountStatusData is the payload of user.account.status.changed.
+type UserAccountStatusData struct {
+	UserID   string `json:"userId"`
+	Status   string `json:"status"`   // the new accountStatus: active, suspended or banned
+	Previous string `json:"previous"` // the accountStatus before the change
+	Reason   string `json:"reason,omitempty"`
 }
 
 // FriendshipData is the payload of friendship.requested, friendship.accepted

@@ -86,9 +86,12 @@ type Options struct {
 	Emitter realtime.Emitter
 	Events  events.Publisher // may be nil
 	Logger  *slog.Logger
-	// IdleTimeout closes a lobby (reason idle_timeout) that did not change for this long; default 30m,
-	// negative disables it.
+	// IdleTimeout closes a forming or ready lobby (reason idle_timeout) in which nothing happened for
+	// this long: no change of the lobby and no message in its chat; default 30m, negative disables it.
 	IdleTimeout time.Duration
+	// ActiveTimeout is the same for a started (active) lobby, whose game is played elsewhere and may
+	// run long without a change here: it only collects abandoned games; default 6h, negative disables.
+	ActiveTimeout time.Duration
 	// SweepInterval is how often Run looks for idle lobbies; default 1m.
 	SweepInterval time.Duration
 	// RetryInterval is how often Run retries seat releases that failed while the store was
@@ -104,6 +107,7 @@ type Service struct {
 	o       Options
 	lobbies *mongo.Collection
 	seats   *mongo.Collection
+	chats   *mongo.Collection // read only: the last message of a lobby's chat counts as activity
 	log     *slog.Logger
 	users   keyedMutex
 
@@ -124,6 +128,9 @@ func New(o Options) *Service {
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = 30 * time.Minute
 	}
+	if o.ActiveTimeout == 0 {
+		o.ActiveTimeout = 6 * time.Hour
+	}
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = time.Minute
 	}
@@ -137,7 +144,8 @@ func New(o Options) *Service {
 		o.Now = time.Now
 	}
 	return &Service{o: o, lobbies: o.Store.Collection(models.LobbiesCollection),
-		seats: o.Store.Collection(models.LobbySeatsCollection), log: o.Logger.With("component", "lobby")}
+		seats: o.Store.Collection(models.LobbySeatsCollection), chats: o.Store.Collection(models.ChatsCollection),
+		log: o.Logger.With("component", "lobby")}
 }
 
 // now is the clock in the store's precision (milliseconds), so a lobby read back equals what was set.
@@ -652,14 +660,28 @@ func (s *Service) Close(ctx context.Context, lobbyID, userID string) (*models.Lo
 	return l, nil
 }
 
-// CloseIdle closes every open lobby that did not change since before now-IdleTimeout and returns how
-// many it closed.
+// CloseIdle closes every open lobby in which nothing happened since before its cutoff (now-IdleTimeout,
+// or now-ActiveTimeout for a started lobby) and returns how many it closed. Activity is a change of the
+// lobby (updatedAt) or a message in its chat (the chat's lastMessageAt).
 func (s *Service) CloseIdle(ctx context.Context) (int, error) {
-	if s.o.IdleTimeout < 0 {
+	now := s.now()
+	cutoffOf := func(status string) (time.Time, bool) {
+		d := s.o.IdleTimeout
+		if status == models.LobbyActive {
+			d = s.o.ActiveTimeout
+		}
+		return now.Add(-d), d >= 0
+	}
+	oldest, any := time.Time{}, false
+	for _, st := range []string{models.LobbyForming, models.LobbyActive} {
+		if c, ok := cutoffOf(st); ok && (!any || c.After(oldest)) {
+			oldest, any = c, true
+		}
+	}
+	if !any {
 		return 0, nil
 	}
-	cutoff := s.now().Add(-s.o.IdleTimeout)
-	cur, err := s.lobbies.Find(ctx, bson.M{"status": bson.M{"$ne": models.LobbyClosed}, "updatedAt": bson.M{"$lt": cutoff}})
+	cur, err := s.lobbies.Find(ctx, bson.M{"status": bson.M{"$ne": models.LobbyClosed}, "updatedAt": bson.M{"$lt": oldest}})
 	if err != nil {
 		return 0, errs.Internal(err)
 	}
@@ -669,10 +691,21 @@ func (s *Service) CloseIdle(ctx context.Context) (int, error) {
 	}
 	closed := 0
 	for _, st := range stale {
+		cutoff, ok := cutoffOf(st.Status)
+		if !ok || !st.UpdatedAt.Before(cutoff) {
+			continue
+		}
+		if talked, err := s.chatActiveSince(ctx, st.ID, cutoff); err != nil || talked {
+			if err != nil {
+				s.log.Error("idle lobby sweep: reading the lobby chat failed", "lobbyId", st.ID.Hex(), "err", err)
+			}
+			continue
+		}
 		var o outcome
 		l, err := s.update(ctx, st.ID, errs.CodeLobbyError, func(l *models.Lobby, now time.Time) (bool, error) {
 			o = outcome{}
-			if l.Status == models.LobbyClosed || !l.UpdatedAt.Before(cutoff) {
+			c, ok := cutoffOf(l.Status)
+			if l.Status == models.LobbyClosed || !ok || !l.UpdatedAt.Before(c) {
 				return false, nil // changed meanwhile: not idle
 			}
 			o.close(l, ReasonIdleTimeout, now)
@@ -690,12 +723,18 @@ func (s *Service) CloseIdle(ctx context.Context) (int, error) {
 	return closed, nil
 }
 
-// Run closes idle lobbies every SweepInterval (unless IdleTimeout is negative) and retries failed
-// seat releases every RetryInterval, until ctx ends.
+// chatActiveSince reports whether the lobby's chat got a message at or after t.
+func (s *Service) chatActiveSince(ctx context.Context, lobbyID bson.ObjectID, t time.Time) (bool, error) {
+	n, err := s.chats.CountDocuments(ctx, bson.M{"_id": models.LobbyChatID(lobbyID.Hex()), "lastMessageAt": bson.M{"$gte": t}})
+	return n > 0, err
+}
+
+// Run closes idle lobbies every SweepInterval (unless IdleTimeout and ActiveTimeout are both
+// negative) and retries failed seat releases every RetryInterval, until ctx ends.
 func (s *Service) Run(ctx context.Context) {
 	t := time.NewTicker(s.o.SweepInterval)
 	defer t.Stop()
-	if s.o.IdleTimeout < 0 {
+	if s.o.IdleTimeout < 0 && s.o.ActiveTimeout < 0 {
 		t.Stop()
 	}
 	retry := time.NewTicker(s.o.RetryInterval)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/maoga/maoga/models"
 	"github.com/maoga/maoga/services/errs"
@@ -487,6 +488,56 @@ func TestCloseByHostAndIdle(t *testing.T) {
 	cl = e.eventsTo(lobby.Room(idle.ID.Hex()), lobby.EventClosed)
 	if len(cl) != 1 || cl[0]["reason"] != lobby.ReasonIdleTimeout {
 		t.Fatalf("idle closed: %v", cl)
+	}
+}
+
+// A lobby whose members only chat is not idle; a started lobby has its own, longer timeout.
+func TestIdleCountsChatAndSparesStartedGames(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	talker, starter, quiet := newUser(t), newUser(t), newUser(t)
+	chatty := e.create(t, talker, "casual")
+	started := e.create(t, starter, "casual")
+	silent := e.create(t, quiet, "casual")
+	// Start one (forced to active in the store: the start rules are tested elsewhere).
+	if _, err := store.Collection(models.LobbiesCollection).UpdateOne(ctx, bson.M{"_id": started.ID},
+		bson.M{"$set": bson.M{"status": models.LobbyActive}}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(50 * time.Minute) // the env's IdleTimeout is 1h
+	// A message in the chatty lobby's chat 50 minutes in (the chat service sets lastMessageAt).
+	msgAt := e.clock.Now().UTC().Truncate(time.Millisecond)
+	if _, err := store.Collection(models.ChatsCollection).UpdateOne(ctx,
+		bson.M{"_id": models.LobbyChatID(chatty.ID.Hex())},
+		bson.M{"$set": bson.M{"lastMessageAt": msgAt, "type": models.ChatLobby, "key": models.LobbyChatID(chatty.ID.Hex())}},
+		options.UpdateOne().SetUpsert(true)); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(15 * time.Minute) // 65 minutes without a lobby change
+	if _, err := e.svc.CloseIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	status := func(l *models.Lobby) string {
+		return must[*models.Lobby](t)(e.svc.Find(ctx, l.ID.Hex())).Status
+	}
+	if got := status(silent); got != models.LobbyClosed {
+		t.Fatalf("silent lobby after 65m: %s", got)
+	}
+	if got := status(chatty); got == models.LobbyClosed {
+		t.Fatal("a lobby with a chat message 15 minutes ago was closed as idle")
+	}
+	if got := status(started); got != models.LobbyActive {
+		t.Fatalf("a started game was closed after 65 minutes: %s", got)
+	}
+	e.clock.Add(6 * time.Hour)
+	if _, err := e.svc.CloseIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(started); got != models.LobbyClosed {
+		t.Fatalf("an abandoned started game after 6h: %s", got)
+	}
+	if got := status(chatty); got != models.LobbyClosed {
+		t.Fatalf("chatty lobby after 6h of silence: %s", got)
 	}
 }
 

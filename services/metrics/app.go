@@ -9,8 +9,9 @@ type App struct {
 	SocketsConnected *GaugeVec
 	// EventsIn / EventsOut: Socket.IO events by name. Use the event names of EVENTS.md; map anything
 	// a client invents to "unknown" before counting. The app counts EventsIn for every handled client
-	// event and EventsOut for every event the services emit to rooms through realtime.Emitter (direct
-	// per-socket replies of handlers are not counted).
+	// event and EventsOut for every event it sends: by the services to rooms (realtime.Emitter), by the
+	// socket handlers to their socket or its rooms, and the `error` answers. One broadcast counts once,
+	// whatever the number of receivers.
 	EventsIn  *CounterVec
 	EventsOut *CounterVec
 	// HandlerSeconds: time a socket event handler took, by event name.

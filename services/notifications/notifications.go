@@ -50,20 +50,24 @@ type Options struct {
 	Emitter realtime.Emitter
 	Email   EmailSender
 	Push    PushSender
-	Logger  *slog.Logger
+	// Channels gives the channels of a notification type when its Draft names none; a type missing
+	// here (or a nil map) is delivered in-app only. DefaultChannels is the platform's choice.
+	Channels map[string][]string
+	Logger   *slog.Logger
 	// Now is the clock used for sentAt; default time.Now.
 	Now func() time.Time
 }
 
 // Service is the notification service.
 type Service struct {
-	store *models.Notifications
-	users UserLookup
-	emit  realtime.Emitter
-	email EmailSender
-	push  PushSender
-	log   *slog.Logger
-	now   func() time.Time
+	store    *models.Notifications
+	users    UserLookup
+	emit     realtime.Emitter
+	email    EmailSender
+	push     PushSender
+	channels map[string][]string
+	log      *slog.Logger
+	now      func() time.Time
 }
 
 // New returns a Service.
@@ -81,7 +85,7 @@ func New(opts Options) *Service {
 	}
 	return &Service{
 		store: opts.Store, users: opts.Users, emit: opts.Emitter,
-		email: opts.Email, push: opts.Push,
+		email: opts.Email, push: opts.Push, channels: opts.Channels,
 		log: log.With("component", "notifications"), now: now,
 	}
 }
@@ -93,7 +97,7 @@ type Draft struct {
 	Title   string
 	Message string
 	Data    map[string]any
-	// Channels to deliver on; default inApp only.
+	// Channels to deliver on; default: Options.Channels of the type, else inApp only.
 	Channels []string
 	// ID, when set, makes Create idempotent: a notification with this id that is stored already is
 	// not stored again (event handlers derive it from the event, so a retry after a lost answer
@@ -228,6 +232,9 @@ func (d *Draft) check() (bson.ObjectID, []string, error) {
 // from a background context (an event handler), not a request path that
 // must answer at once.
 func (s *Service) Create(ctx context.Context, d Draft) (*View, error) {
+	if len(d.Channels) == 0 {
+		d.Channels = s.channels[d.Type]
+	}
 	uid, channels, err := d.check()
 	if err != nil {
 		return nil, err

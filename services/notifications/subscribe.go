@@ -157,3 +157,32 @@ func EventNotificationID(e events.Event, handler string) bson.ObjectID {
 	copy(id[4:], sum[:8])
 	return id
 }
+
+// TypeChatMessage is the type services/chat gives its unread-message notifications.
+const TypeChatMessage = "chat_message"
+
+// DefaultChannels is which channels each kind of notification goes out on: mail for what is worth
+// reading later (the welcome, a friend request), push for what asks for an answer now. In-app always.
+var DefaultChannels = map[string][]string{
+	TypeWelcome:        {models.ChannelInApp, models.ChannelEmail},
+	TypeFriendRequest:  {models.ChannelInApp, models.ChannelPush, models.ChannelEmail},
+	TypeFriendAccepted: {models.ChannelInApp, models.ChannelPush},
+	TypeChatMessage:    {models.ChannelInApp, models.ChannelPush},
+}
+
+// ConfiguredChannels is policy without the outside channels that have no sender (email without
+// SMTP_URL, push without PUSH_WEBHOOK_URL): a deployment that has no mail server does not record a
+// failed email on every notification. A Draft that names a channel explicitly still gets it, and
+// an unconfigured one is marked failed.
+func ConfiguredChannels(policy map[string][]string, email, push bool) map[string][]string {
+	out := make(map[string][]string, len(policy))
+	for typ, chans := range policy {
+		for _, ch := range chans {
+			if (ch == models.ChannelEmail && !email) || (ch == models.ChannelPush && !push) {
+				continue
+			}
+			out[typ] = append(out[typ], ch)
+		}
+	}
+	return out
+}

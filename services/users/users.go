@@ -5,9 +5,11 @@ package users
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -41,12 +43,20 @@ type Options struct {
 	Events   events.Publisher
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// LoginGrace is how long a REST login counts as online without a socket: a user who logged in
+	// and never connected is announced offline again after it. Default 1m.
+	LoginGrace time.Duration
 }
 
 // Service is the users service.
 type Service struct {
-	users *models.Users
-	o     Options
+	users   *models.Users
+	refresh *models.RefreshTokens
+	o       Options
+
+	mu     sync.Mutex
+	graces map[*time.Timer]struct{} // pending LoginGrace checks, stopped by Close
+	closed bool
 }
 
 // New builds the service.
@@ -57,7 +67,22 @@ func New(o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Service{users: models.NewUsers(o.Store), o: o}
+	if o.LoginGrace <= 0 {
+		o.LoginGrace = time.Minute
+	}
+	return &Service{users: models.NewUsers(o.Store), refresh: models.NewRefreshTokens(o.Store), o: o,
+		graces: map[*time.Timer]struct{}{}}
+}
+
+// Close stops the pending login-grace checks (at shutdown, before the store closes).
+func (s *Service) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for t := range s.graces {
+		t.Stop()
+	}
+	clear(s.graces)
 }
 
 // SetPresence/SetFriends/SetEmitter complete the wiring where the dependencies are built later.
@@ -294,7 +319,13 @@ func (s *Service) UserLoggedIn(ctx context.Context, userID string) error {
 	if err != nil {
 		return err
 	}
-	payload := map[string]any{"userId": userID, "status": models.StatusOnline, "updatedAt": realtime.ISOTime(now)}
+	s.afterGrace(userID)
+	return s.announce(friends, userID, models.StatusOnline, now)
+}
+
+// announce sends user:status to each friend's user room.
+func (s *Service) announce(friends []string, userID, status string, at time.Time) error {
+	payload := map[string]any{"userId": userID, "status": status, "updatedAt": realtime.ISOTime(at)}
 	var firstErr error
 	for _, f := range friends {
 		if err := s.o.Emitter.ToRoom(realtime.UserRoom(f)).Emit("user:status", payload); err != nil && firstErr == nil {
@@ -302,4 +333,115 @@ func (s *Service) UserLoggedIn(ctx context.Context, userID string) error {
 		}
 	}
 	return firstErr
+}
+
+// afterGrace checks, LoginGrace after a login, that the user connected a socket; if not, the online
+// of the login is taken back: stored offline with lastActive, and friends get user:status offline.
+func (s *Service) afterGrace(userID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(s.o.LoginGrace, func() {
+		s.mu.Lock()
+		_, pending := s.graces[t]
+		delete(s.graces, t)
+		s.mu.Unlock()
+		if !pending {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.expireLogin(ctx, userID); err != nil {
+			s.o.Logger.Warn("taking back the online of a login without a socket failed", "userId", userID, "err", err)
+		}
+	})
+	s.graces[t] = struct{}{}
+}
+
+func (s *Service) expireLogin(ctx context.Context, userID string) error {
+	st, err := s.Status(ctx, userID)
+	if err != nil || st != models.StatusOffline {
+		return err // a socket is connected (anywhere in the cluster): presence owns the status now
+	}
+	oid, err := parseUserID(userID)
+	if err != nil {
+		return err
+	}
+	u, err := s.users.ByID(ctx, oid)
+	if err != nil || u.Status == models.StatusOffline {
+		return err // already offline (the user's socket came and went)
+	}
+	now := s.o.Now().UTC()
+	if err := s.users.SetPresence(ctx, oid, models.StatusOffline, now); err != nil {
+		return err
+	}
+	if s.o.Emitter == nil || s.o.Friends == nil {
+		return nil
+	}
+	friends, err := s.o.Friends.FriendIDs(ctx, userID)
+	if err != nil {
+		return err
+	}
+	return s.announce(friends, userID, models.StatusOffline, now)
+}
+
+// AccountReasonMax bounds the reason given with an account status change, in characters.
+const AccountReasonMax = 500
+
+// SetAccountStatus changes a user's accountStatus (active, suspended or banned) with immediate
+// effect. The status is stored first: from then on every socket handshake, REST request and token
+// refresh of the user checks it and is refused. An account that is no longer active also loses its
+// refresh tokens (they stay dead if it is reactivated). Then user.account.status.changed is
+// published, on which every node disconnects the user's sockets (handlers/socket,
+// DisconnectOnAccountChange). When publishing fails the change is stored all the same: the user is
+// returned with the error, and open sockets notice at their next event instead.
+func (s *Service) SetAccountStatus(ctx context.Context, userID, status, reason string) (*models.User, error) {
+	oid, err := parseUserID(userID)
+	if err != nil {
+		return nil, err
+	}
+	reason = strings.TrimSpace(reason)
+	fields := map[string]string{}
+	if !models.ValidAccountStatus(status) {
+		fields["status"] = "must be one of active, suspended, banned"
+	}
+	if utf8.RuneCountInString(reason) > AccountReasonMax {
+		fields["reason"] = "must be at most 500 characters"
+	}
+	if len(fields) > 0 {
+		return nil, errs.Validation("invalid account status change", fields)
+	}
+	before, err := s.users.ByID(ctx, oid)
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.users.Update(ctx, oid, bson.M{"accountStatus": status, "accountStatusReason": reason})
+	if err != nil {
+		return nil, err
+	}
+	s.o.Logger.Info("account status changed", "userId", u.ID.Hex(), "status", status, "previous", before.AccountStatus,
+		"reason", reason)
+	if status != models.AccountActive {
+		if _, err := s.refresh.RevokeUser(ctx, oid); err != nil {
+			// The stored status already refuses every refresh; the revocation only keeps old tokens dead
+			// after a reactivation. Reported, not undone.
+			return u, err
+		}
+	}
+	if s.o.Events == nil {
+		return u, nil
+	}
+	e, err := events.New(events.UserAccountStatusChanged, events.UserAccountStatusData{
+		UserID: u.ID.Hex(), Status: status, Previous: before.AccountStatus, Reason: reason})
+	if err == nil {
+		err = s.o.Events.Publish(ctx, e)
+	}
+	if err != nil {
+		s.o.Logger.Error("publish event failed", "event", events.UserAccountStatusChanged, "userId", u.ID.Hex(), "err", err)
+		return u, errs.Internal(fmt.Errorf("account status stored, but %s was not published: %w", events.UserAccountStatusChanged, err))
+	}
+	return u, nil
 }

@@ -3,7 +3,9 @@ package users
 import (
 	"context"
 	"os"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/maoga/maoga/models"
 	"github.com/maoga/maoga/services/realtime"
@@ -56,6 +58,7 @@ func TestUserLoggedInAnnouncesOnlyWhenOffline(t *testing.T) {
 	rec := &realtime.Recorder{}
 	presence := fixedStatus{}
 	svc := New(Options{Store: store, Presence: presence, Friends: friendList{"f1", "f2"}, Emitter: rec})
+	defer svc.Close()
 	if err := svc.UserLoggedIn(ctx, u.ID.Hex()); err != nil {
 		t.Fatal(err)
 	}
@@ -83,5 +86,81 @@ func TestUserLoggedInAnnouncesOnlyWhenOffline(t *testing.T) {
 	}
 	if p, err := svc.Profile(ctx, u.ID.Hex()); err != nil || p.Status != models.StatusBusy {
 		t.Fatalf("profile %+v %v", p, err)
+	}
+}
+
+// lockedStatus is a presence view the test changes while the grace timer may read it.
+type lockedStatus struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (l *lockedStatus) set(id, st string) { l.mu.Lock(); l.m[id] = st; l.mu.Unlock() }
+
+func (l *lockedStatus) Status(_ context.Context, id string) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s, ok := l.m[id]; ok {
+		return s, nil
+	}
+	return models.StatusOffline, nil
+}
+
+func (l *lockedStatus) Statuses(ctx context.Context, ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, id := range ids {
+		out[id], _ = l.Status(ctx, id)
+	}
+	return out, nil
+}
+
+// A REST login without a socket is online for LoginGrace only; a login followed by a socket stays
+// with what presence says.
+func TestLoginWithoutSocketGoesOfflineAfterGrace(t *testing.T) {
+	ctx := context.Background()
+	lonely := &models.User{Username: "grace_a", Email: "grace_a@example.com", PasswordHash: "x"}
+	social := &models.User{Username: "grace_b", Email: "grace_b@example.com", PasswordHash: "x"}
+	for _, u := range []*models.User{lonely, social} {
+		if err := models.NewUsers(store).Create(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := &realtime.Recorder{}
+	presence := &lockedStatus{m: map[string]string{}}
+	svc := New(Options{Store: store, Presence: presence, Friends: friendList{"f1"}, Emitter: rec,
+		LoginGrace: 150 * time.Millisecond})
+	defer svc.Close()
+	for _, u := range []*models.User{lonely, social} {
+		if err := svc.UserLoggedIn(ctx, u.ID.Hex()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	presence.set(social.ID.Hex(), models.StatusOnline) // social's socket connected
+	statusOf := func(u *models.User) string {
+		got, err := svc.Me(ctx, u.ID.Hex())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Status
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for statusOf(lonely) != models.StatusOffline {
+		if time.Now().After(deadline) {
+			t.Fatal("a login without a socket stayed online")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	var offline []string
+	for _, e := range rec.Events() {
+		if p := e.Args[0].(map[string]any); p["status"] == models.StatusOffline {
+			offline = append(offline, p["userId"].(string))
+		}
+	}
+	if len(offline) != 1 || offline[0] != lonely.ID.Hex() {
+		t.Fatalf("offline announced for %v, want only %s", offline, lonely.ID.Hex())
+	}
+	if st := statusOf(social); st != models.StatusOnline {
+		t.Fatalf("the connected user was stored %s", st)
 	}
 }

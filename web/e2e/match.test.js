@@ -188,8 +188,16 @@ async function playThrough(t, transport) {
     await alice.page.evaluate(() => window.maogaSocket.socket.io.engine.close());
     await see(alice.page, '[data-testid=connection]', 'Reconnecting'); // the first retry waits ≥ 0.5 s
     await see(alice.page, '.lobby-chat .chat-status', 'Disconnected');
+    // With connection state recovery (RECOVERY_MAX_DISCONNECTION, on by default) the server gives the
+    // socket back (same id, socket.recovered); the app joins its rooms again all the same.
     await waitUntil('alice reconnected', () =>
-      alice.page.evaluate((old) => window.maogaSocket.socket.connected && window.maogaSocket.socket.id !== old, firstSocket),
+      alice.page.evaluate(
+        (old) => {
+          const s = window.maogaSocket.socket;
+          return s.connected && (s.id !== old || s.recovered);
+        },
+        firstSocket,
+      ),
     );
     await see(alice.page, '[data-testid=connection]', 'Connected');
     await rejoined(alice.page);

@@ -21,6 +21,7 @@ import (
 	"github.com/maoga/maoga/handlers/rest"
 	"github.com/maoga/maoga/handlers/socket"
 	"github.com/maoga/maoga/handlers/web"
+	"github.com/maoga/maoga/internal/clientaddr"
 	"github.com/maoga/maoga/models"
 	"github.com/maoga/maoga/server/engineio"
 	"github.com/maoga/maoga/server/socketio"
@@ -94,6 +95,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		log.Warn("!!! JWT_SECRET is not set: using the PUBLIC development secret. Anyone can forge tokens. " +
 			"Set JWT_SECRET before exposing this server. !!!")
 	}
+	if err := errors.Join(cfg.productionProblems()...); err != nil { // APP_ENV=production (appenv.go)
+		return nil, err
+	}
 	a := &App{Config: cfg, Log: log, Metrics: metrics.NewApp()}
 	ok := false
 	defer func() {
@@ -125,7 +129,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	nodeID := redisbus.NodeID()
 	if a.redis != nil {
 		log.Info("cluster mode: Redis adapter, event bus and presence", "node", nodeID)
-		a.cluster = redisadapter.NewCluster(a.redis, redisadapter.Options{Logger: log})
+		a.cluster = redisadapter.NewCluster(a.redis, redisadapter.Options{Logger: log, Sharded: cfg.RedisSharded})
 		ioAdapter = a.cluster.Factory()
 		a.Bus = redisbus.New(a.redis, redisbus.Options{Origin: nodeID, Logger: log,
 			Memory: events.MemoryOptions{Logger: log.With("component", "events")}})
@@ -138,19 +142,34 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if len(cfg.CORSOrigins) > 0 {
 		cors = &engineio.CORSOptions{Origins: cfg.CORSOrigins}
 	}
+	// Edge (cluster helper): behind trusted reverse proxies the client's address comes from
+	// X-Forwarded-For, for the engine's per-address limits, handshake.address and REST alike.
+	clientIP := clientaddr.New(cfg.TrustedProxies).ClientIP
+	var recovery *socketio.RecoveryOptions
+	if cfg.RecoveryMaxDisconnection > 0 {
+		// The handshake middleware runs for recovered sessions too (token and account checked on
+		// every connect); socket.Register vets the restored rooms.
+		recovery = &socketio.RecoveryOptions{MaxDisconnectionDuration: cfg.RecoveryMaxDisconnection, RunMiddlewares: true}
+	}
 	a.IO = socketio.NewServer(socketio.Options{
 		Engine: engineio.Options{PingInterval: cfg.PingInterval, PingTimeout: cfg.PingTimeout,
-			MaxPayload: cfg.MaxPayload, CORS: cors, Logger: log.With("component", "engineio")},
-		Logger:  log.With("component", "socketio"),
-		Adapter: ioAdapter,
+			MaxPayload: cfg.MaxPayload, CORS: cors, Logger: log.With("component", "engineio"),
+			ClientAddress: clientIP,
+			Limits: engineio.Limits{ConnectionsPerIP: offIfZero(cfg.LimitConnectionsPerIP),
+				HandshakesPerSecond: offIfZero(cfg.LimitHandshakesPerSecond), HandshakeBurst: cfg.LimitHandshakeBurst}},
+		Logger:                  log.With("component", "socketio"),
+		Adapter:                 ioAdapter,
+		ConnectionStateRecovery: recovery,
 		Limits: socketio.Limits{EventsPerSecond: float64(cfg.EventRate), EventBurst: cfg.EventBurst,
-			RateLimitedAck: socket.RateLimitedAck},
+			RateLimitedAck:    socket.RateLimitedAck,
+			MaxRoomsPerSocket: offIfZero(cfg.LimitRoomsPerSocket), MaxNamespacesPerClient: offIfZero(cfg.LimitNamespacesPerClient)},
 	})
 	nsp := a.IO.Of("/")
 	a.Emitter = countingEmitter{inner: socket.Emitter(nsp), m: a.Metrics}
 
 	userModels, friendshipModels := models.NewUsers(store), models.NewFriendships(store)
 	a.Users = users.New(users.Options{Store: store, Emitter: a.Emitter, Events: a.Bus, Logger: log})
+	a.unsub = append(a.unsub, a.Users.Close) // pending login-grace checks (LoginGrace)
 	a.Friends = friends.New(store, a.Users, a.Bus, log)
 	a.Users.SetFriends(a.Friends)
 	if a.redis != nil { // cluster: sockets counted across nodes, dead nodes' users go offline (cluster helper)
@@ -183,6 +202,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 			return nil, fmt.Errorf("PUSH_WEBHOOK_URL: %w", err)
 		}
 	}
+	nopts.Channels = notifications.ConfiguredChannels(notifications.DefaultChannels, nopts.Email != nil, nopts.Push != nil)
 	a.Notifications = notifications.New(nopts)
 	a.unsub = append(a.unsub, a.Notifications.Subscribe(a.Bus))
 
@@ -192,7 +212,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.Lobbies = lobby.New(lobby.Options{Store: store, Games: a.Games, Users: userModels, Emitter: a.Emitter,
-		Events: a.Bus, Logger: log})
+		Events: a.Bus, Logger: log, IdleTimeout: cfg.LobbyIdleTimeout, ActiveTimeout: cfg.LobbyActiveTimeout})
 	// Crash recovery (faults helper): the embedded store is written by this process alone, so at
 	// start-up nothing is in flight and what a killed predecessor left half-done can be finished now
 	// instead of after the services' grace periods (1 min for seats, MATCH claim timeout for requests).
@@ -249,7 +269,20 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// features = append(features, chat.Register(...), lobby.Register(...), matchmaking.Register(...))
 	// ────────────────────────────────────────────────────────────────────────────────────────────────
 	socket.Register(nsp, socket.Options{Tokens: a.Auth, Users: userModels, Presence: a.Presence,
-		Features: features, Observer: a.observeSocketEvent, Logger: log})
+		Features: features, Observer: a.observeSocketEvent, Logger: log,
+		OnEmit: func(event string) { a.Metrics.EventsOut.With(event).Inc() },
+		// Rooms a recovered socket may rejoin: one check per feature that joins rooms (cluster helper).
+		RecoveryChecks: []socket.RoomCheck{socket.LobbyRoomCheck(a.Lobbies), socket.ChatRoomCheck(a.Chat),
+			socket.MatchRoomCheck(a.Matchmaking)}})
+	// A suspended or banned user's sockets are disconnected at once, on every node (users.SetAccountStatus),
+	// and within Config.AccountSweepInterval when the change reached the store without an event.
+	a.unsub = append(a.unsub, socket.DisconnectOnAccountChange(a.Bus, nsp, log))
+	if every := cfg.AccountSweepInterval; every >= 0 {
+		if every == 0 {
+			every = defaultAccountSweep
+		}
+		a.unsub = append(a.unsub, socket.SweepInactiveAccounts(nsp, userModels, every, log))
+	}
 
 	// REST.
 	ready := []rest.ReadyCheck{{Name: "store", Check: a.Store.Ping}}
@@ -261,7 +294,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		ready = append(ready, rest.ReadyCheck{Name: "redis-adapter", Check: a.cluster.Check})
 	}
 	a.API = rest.New(rest.Options{Auth: a.Auth, Store: store, Metrics: a.Metrics, Logger: log,
-		BodyLimit: cfg.BodyLimit, CORSOrigins: cfg.CORSOrigins, Ready: ready, Draining: a.draining.Load})
+		BodyLimit: cfg.BodyLimit, CORSOrigins: cfg.CORSOrigins, Ready: ready, Draining: a.draining.Load,
+		ClientIP: clientIP})
 	rest.RegisterAuth(a.API, a.Auth)
 	rest.RegisterUsers(a.API, a.Users)
 	rest.RegisterFriends(a.API, a.Friends)
@@ -275,7 +309,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// ────────────────────────────────────────────────────────────────────────────────────────────────
 
 	mux := http.NewServeMux()
-	mux.Handle("/socket.io/", a.IO)
+	if cfg.Production() { // only configured origins (and the server's own pages) reach Socket.IO
+		mux.Handle("/socket.io/", checkOrigin(cfg.CORSOrigins, a.IO))
+	} else {
+		mux.Handle("/socket.io/", a.IO)
+	}
 	// Web client (web helper): GET/HEAD of the built app's files (web/dist, embedded) are served here;
 	// everything else, and always /api/, goes on to the API (its routes and JSON 404s are unchanged).
 	mux.Handle("/", web.Embedded(a.API))
@@ -283,6 +321,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	ok = true
 	return a, nil
 }
+
+// defaultAccountSweep is Config.AccountSweepInterval's default: how long a suspension that no event
+// announced (socket.SweepInactiveAccounts) may take to reach open sockets.
+const defaultAccountSweep = 10 * time.Second
 
 // Handler is the whole HTTP surface (Socket.IO + REST).
 func (a *App) Handler() http.Handler { return a.handler }
@@ -448,6 +490,7 @@ func (a *App) observeSocketEvent(event, code string, took time.Duration) {
 	a.Metrics.HandlerSeconds.With(event).Observe(took.Seconds())
 	if code != "" {
 		a.Metrics.Errors.With(code, "socket").Inc()
+		a.Metrics.EventsOut.With("error").Inc() // the failure is answered with the event `error`
 	}
 }
 

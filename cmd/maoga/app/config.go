@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/maoga/maoga/internal/clientaddr"
 	"github.com/maoga/maoga/models"
 	"github.com/maoga/maoga/services/matchmaking"
 )
@@ -64,6 +66,30 @@ const DevJWTSecret = "maoga-development-secret-do-not-use-in-production"
 //	MATCH_RELAXATION  0s:100,10s:200,20s:400,40s:800,60s:*
 //	                                skill window by search time; "*": any skill, criteria ignored
 //	MATCH_REGIONS     (any)         comma-separated allowed regions; empty: any id of a-z, 0-9 and '-'
+//	LOBBY_IDLE_TIMEOUT 30m          a forming/ready lobby with no change and no chat message for this
+//	                                long is closed (lobby:closed, reason idle_timeout); "off" disables
+//	LOBBY_ACTIVE_TIMEOUT 6h         the same for a started (active) lobby: collects abandoned games
+//
+//	APP_ENV           development   development | production. production refuses to start with the
+//	                                development JWT secret or with CORS_ORIGINS unset or "*" (it must
+//	                                list origins like https://game.example), and refuses Socket.IO
+//	                                requests (websocket upgrades included) whose Origin is neither
+//	                                listed nor the server's own host (see appenv.go)
+//
+// Scale-out and edge (EdgeConfig, cluster helper):
+//
+//	RECOVERY_MAX_DISCONNECTION 2m   Socket.IO connection state recovery window: a client whose
+//	                                transport dropped and that reconnects to the same node within it
+//	                                gets its socket back (id, rooms, missed broadcasts); 0 disables
+//	REDIS_SHARDED     false         true: the Socket.IO adapter uses Redis 7 sharded pub/sub
+//	                                (SPUBLISH/SSUBSCRIBE, like Node's createShardedAdapter)
+//	TRUSTED_PROXIES   (none)        comma-separated CIDRs/addresses of reverse proxies whose
+//	                                X-Forwarded-For / X-Real-IP are believed (right-most untrusted hop)
+//	LIMIT_CONNECTIONS_PER_IP 100    open Engine.IO sessions per client address (0: no limit)
+//	LIMIT_HANDSHAKES_PER_SECOND 20  handshakes per second per client address (0: no limit)
+//	LIMIT_HANDSHAKE_BURST 40        bucket size of LIMIT_HANDSHAKES_PER_SECOND
+//	LIMIT_ROOMS_PER_SOCKET 1000     rooms one socket may be in, its own not counted (0: no limit)
+//	LIMIT_NAMESPACES_PER_CLIENT 32  namespaces one connection may join at once (0: no limit)
 type Config struct {
 	Host            string
 	Port            int
@@ -103,9 +129,20 @@ type Config struct {
 	MatchMaxSearch      time.Duration
 	MatchLevels         []matchmaking.Level
 	MatchRegions        []string
+	// Lobbies (services/lobby): idle timeouts, negative = off.
+	LobbyIdleTimeout   time.Duration
+	LobbyActiveTimeout time.Duration
 
 	// UsingDevSecret is set by FromEnv when JWT_SECRET was empty.
 	UsingDevSecret bool
+
+	// AppEnv is APP_ENV: EnvDevelopment or EnvProduction (appenv.go).
+	AppEnv string
+	// AccountSweepInterval is how often each node checks that the users connected to it are still
+	// active (socket.SweepInactiveAccounts; no environment variable). 0: 10s; negative: off.
+	AccountSweepInterval time.Duration
+
+	EdgeConfig // scale-out and edge settings (cluster helper; end of this file)
 }
 
 // Defaults returns the configuration with every default filled in.
@@ -122,6 +159,12 @@ func Defaults() Config {
 		// Matchmaking.
 		MatchTick: time.Second, MatchStatusInterval: 5 * time.Second, MatchMaxSearch: 3 * time.Minute,
 		MatchLevels: append([]matchmaking.Level(nil), matchmaking.DefaultLevels...),
+		// Lobbies.
+		LobbyIdleTimeout: 30 * time.Minute, LobbyActiveTimeout: 6 * time.Hour,
+		// APP_ENV.
+		AppEnv: EnvDevelopment,
+		// Scale-out and edge.
+		EdgeConfig: edgeDefaults(),
 	}
 }
 
@@ -218,6 +261,16 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	num("CHAT_TYPING_LIMIT", &c.ChatTypingLimit, 1, 1_000_000)
 	dur("CHAT_TYPING_WINDOW", &c.ChatTypingWindow)
 	num("CHAT_MAX_JOINED", &c.ChatMaxJoined, 1, 10_000)
+	// Lobbies: a duration, or "off".
+	durOrOff := func(key string, dst *time.Duration) {
+		if strings.EqualFold(strings.TrimSpace(getenv(key)), "off") {
+			*dst = -1
+			return
+		}
+		dur(key, dst)
+	}
+	durOrOff("LOBBY_IDLE_TIMEOUT", &c.LobbyIdleTimeout)
+	durOrOff("LOBBY_ACTIVE_TIMEOUT", &c.LobbyActiveTimeout)
 	// Matchmaking.
 	dur("MATCH_TICK", &c.MatchTick)
 	dur("MATCH_STATUS_INTERVAL", &c.MatchStatusInterval)
@@ -240,9 +293,19 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			problems = append(problems, fmt.Errorf("MATCH_REGIONS=%q: %w", v, err))
 		}
 	}
+	problems = append(problems, c.EdgeConfig.fromEnv(getenv)...) // scale-out and edge (cluster helper)
 	if len(c.JWTSecret) < 16 && !c.UsingDevSecret {
 		problems = append(problems, errors.New("JWT_SECRET: use at least 16 characters"))
 	}
+	// APP_ENV: production refuses the public development defaults (appenv.go).
+	if v := strings.TrimSpace(getenv("APP_ENV")); v != "" {
+		if v != EnvDevelopment && v != EnvProduction {
+			problems = append(problems, fmt.Errorf("APP_ENV=%q: want development or production", v))
+		} else {
+			c.AppEnv = v
+		}
+	}
+	problems = append(problems, c.productionProblems()...)
 	return c, errors.Join(problems...)
 }
 
@@ -256,4 +319,91 @@ func (c Config) NewLogger() *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// ── Scale-out and edge settings (cluster helper) ─────────────────────────────────────────────────
+
+// EdgeConfig holds the settings of the cluster and of the network edge: connection state recovery,
+// the adapter's sharded mode, trusted reverse proxies and the per-client limits of the protocol
+// server. A zero limit means no limit (the engine's own defaults are written out in edgeDefaults).
+type EdgeConfig struct {
+	RecoveryMaxDisconnection time.Duration  // RECOVERY_MAX_DISCONNECTION; 0: recovery off
+	RedisSharded             bool           // REDIS_SHARDED
+	TrustedProxies           []netip.Prefix // TRUSTED_PROXIES
+	LimitConnectionsPerIP    int            // LIMIT_CONNECTIONS_PER_IP
+	LimitHandshakesPerSecond float64        // LIMIT_HANDSHAKES_PER_SECOND
+	LimitHandshakeBurst      int            // LIMIT_HANDSHAKE_BURST
+	LimitRoomsPerSocket      int            // LIMIT_ROOMS_PER_SOCKET
+	LimitNamespacesPerClient int            // LIMIT_NAMESPACES_PER_CLIENT
+}
+
+func edgeDefaults() EdgeConfig {
+	return EdgeConfig{RecoveryMaxDisconnection: 2 * time.Minute, LimitConnectionsPerIP: 100,
+		LimitHandshakesPerSecond: 20, LimitHandshakeBurst: 40, LimitRoomsPerSocket: 1000, LimitNamespacesPerClient: 32}
+}
+
+// fromEnv reads the EdgeConfig variables into e and returns one problem per malformed value.
+func (e *EdgeConfig) fromEnv(getenv func(string) string) []error {
+	var problems []error
+	count := func(key string, dst *int, min int) {
+		v := strings.TrimSpace(getenv(key))
+		if v == "" {
+			return
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < min || n > 10_000_000 {
+			what := "(0: no limit)"
+			if min > 0 {
+				what = ""
+			}
+			problems = append(problems, fmt.Errorf("%s=%q: want an integer >= %d %s", key, v, min, what))
+			return
+		}
+		*dst = n
+	}
+	if v := strings.TrimSpace(getenv("RECOVERY_MAX_DISCONNECTION")); v != "" {
+		d, err := time.ParseDuration(v) // "0" parses: recovery off
+		if err != nil || d < 0 {
+			problems = append(problems, fmt.Errorf("RECOVERY_MAX_DISCONNECTION=%q: want a duration like 2m, or 0 to disable", v))
+		} else {
+			e.RecoveryMaxDisconnection = d
+		}
+	}
+	if v := strings.TrimSpace(getenv("REDIS_SHARDED")); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("REDIS_SHARDED=%q: want true or false (1 or 0)", v))
+		} else {
+			e.RedisSharded = b
+		}
+	}
+	if v := strings.TrimSpace(getenv("TRUSTED_PROXIES")); v != "" {
+		list, err := clientaddr.ParseList(v)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("TRUSTED_PROXIES=%q: %w", v, err))
+		} else {
+			e.TrustedProxies = list
+		}
+	}
+	count("LIMIT_CONNECTIONS_PER_IP", &e.LimitConnectionsPerIP, 0)
+	if v := strings.TrimSpace(getenv("LIMIT_HANDSHAKES_PER_SECOND")); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f >= 0 && f <= 1e6) { // NaN fails both
+			problems = append(problems, fmt.Errorf("LIMIT_HANDSHAKES_PER_SECOND=%q: want a number >= 0 (0: no limit)", v))
+		} else {
+			e.LimitHandshakesPerSecond = f
+		}
+	}
+	count("LIMIT_HANDSHAKE_BURST", &e.LimitHandshakeBurst, 1)
+	count("LIMIT_ROOMS_PER_SOCKET", &e.LimitRoomsPerSocket, 0)
+	count("LIMIT_NAMESPACES_PER_CLIENT", &e.LimitNamespacesPerClient, 0)
+	return problems
+}
+
+// offIfZero maps "0: no limit" to the protocol server's "negative: off".
+func offIfZero[N int | float64](n N) N {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

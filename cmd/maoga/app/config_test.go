@@ -56,3 +56,61 @@ func TestFromEnvReportsEveryBadValue(t *testing.T) {
 		}
 	}
 }
+
+func TestFromEnvLobbyTimeouts(t *testing.T) {
+	c, err := FromEnv(env(nil))
+	if err != nil || c.LobbyIdleTimeout != 30*time.Minute || c.LobbyActiveTimeout != 6*time.Hour {
+		t.Fatalf("defaults: %v %v %v", c.LobbyIdleTimeout, c.LobbyActiveTimeout, err)
+	}
+	c, err = FromEnv(env(map[string]string{"LOBBY_IDLE_TIMEOUT": "5m", "LOBBY_ACTIVE_TIMEOUT": "off"}))
+	if err != nil || c.LobbyIdleTimeout != 5*time.Minute || c.LobbyActiveTimeout >= 0 {
+		t.Fatalf("set: %v %v %v", c.LobbyIdleTimeout, c.LobbyActiveTimeout, err)
+	}
+	if _, err := FromEnv(env(map[string]string{"LOBBY_IDLE_TIMEOUT": "never"})); err == nil ||
+		!strings.Contains(err.Error(), "LOBBY_IDLE_TIMEOUT") {
+		t.Fatalf("bad value: %v", err)
+	}
+}
+
+// Scale-out and edge settings (cluster helper).
+func TestFromEnvEdge(t *testing.T) {
+	c, err := FromEnv(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RecoveryMaxDisconnection != 2*time.Minute || c.RedisSharded || c.TrustedProxies != nil ||
+		c.LimitConnectionsPerIP != 100 || c.LimitHandshakesPerSecond != 20 || c.LimitHandshakeBurst != 40 ||
+		c.LimitRoomsPerSocket != 1000 || c.LimitNamespacesPerClient != 32 {
+		t.Fatalf("defaults %+v", c.EdgeConfig)
+	}
+	c, err = FromEnv(env(map[string]string{
+		"RECOVERY_MAX_DISCONNECTION": "30s", "REDIS_SHARDED": "1", "TRUSTED_PROXIES": "10.0.0.0/8, 172.18.0.5",
+		"LIMIT_CONNECTIONS_PER_IP": "0", "LIMIT_HANDSHAKES_PER_SECOND": "2.5", "LIMIT_HANDSHAKE_BURST": "3",
+		"LIMIT_ROOMS_PER_SOCKET": "7", "LIMIT_NAMESPACES_PER_CLIENT": "0",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RecoveryMaxDisconnection != 30*time.Second || !c.RedisSharded || len(c.TrustedProxies) != 2 ||
+		c.TrustedProxies[1].String() != "172.18.0.5/32" || c.LimitConnectionsPerIP != 0 ||
+		c.LimitHandshakesPerSecond != 2.5 || c.LimitHandshakeBurst != 3 || c.LimitRoomsPerSocket != 7 ||
+		c.LimitNamespacesPerClient != 0 {
+		t.Fatalf("values %+v", c.EdgeConfig)
+	}
+	if c, err := FromEnv(env(map[string]string{"RECOVERY_MAX_DISCONNECTION": "0", "REDIS_SHARDED": "false"})); err != nil ||
+		c.RecoveryMaxDisconnection != 0 || c.RedisSharded {
+		t.Fatalf("0 disables recovery: %v %+v", err, c.EdgeConfig)
+	}
+	_, err = FromEnv(env(map[string]string{
+		"RECOVERY_MAX_DISCONNECTION": "-1m", "REDIS_SHARDED": "maybe", "TRUSTED_PROXIES": "10.0.0.0/8,nginx",
+		"LIMIT_CONNECTIONS_PER_IP": "-1", "LIMIT_HANDSHAKES_PER_SECOND": "NaN", "LIMIT_HANDSHAKE_BURST": "0",
+		"LIMIT_ROOMS_PER_SOCKET": "x", "LIMIT_NAMESPACES_PER_CLIENT": "1.5",
+	}))
+	for _, key := range []string{"RECOVERY_MAX_DISCONNECTION", "REDIS_SHARDED", "TRUSTED_PROXIES", "nginx",
+		"LIMIT_CONNECTIONS_PER_IP", "LIMIT_HANDSHAKES_PER_SECOND", "LIMIT_HANDSHAKE_BURST", "LIMIT_ROOMS_PER_SOCKET",
+		"LIMIT_NAMESPACES_PER_CLIENT"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("error does not mention %s: %v", key, err)
+		}
+	}
+}

@@ -40,6 +40,9 @@ func testConfig(dir string) app.Config {
 	// The hostile tables fire hundreds of events back to back from one socket; the rate limit itself
 	// is tested in limits_test.go with its own server.
 	cfg.EventRate, cfg.EventBurst = 10_000, 10_000
+	// The periodic account check would race the tests of the per-event recheck (hostile_auth_test.go);
+	// it has its own test (handlers/socket, TestSweepInactiveAccounts).
+	cfg.AccountSweepInterval = -1
 	return cfg
 }
 

@@ -78,6 +78,22 @@ func TestSocketMetrics(t *testing.T) {
 			strings.Contains(text, `maoga_socket_handler_duration_seconds_count{event="user:status"}`)
 	})
 	c.Close()
+
+	// events_out counts what the handlers send themselves (lobby:joined, lobby:update to the caller),
+	// what the services broadcast (lobby:member:ready) and the `error` answers.
+	host := register(t)
+	lb := createLobby(t, host, map[string]any{"gameId": "arena-shooter", "gameMode": "1v1"})
+	hc := lobbyDial(t, host)
+	lobbyAck(t, hc, "lobby:join", map[string]any{"lobbyId": lb["id"]})
+	lobbyAck(t, hc, "lobby:ready", map[string]any{"lobbyId": lb["id"], "isReady": true})
+	lobbyFail(t, hc, "lobby:join", map[string]any{"lobbyId": 7}, "VALIDATION_ERROR")
+	waitFor(t, func() bool {
+		text := string(call(t, "GET", "/metrics", "", nil).Raw)
+		return strings.Contains(text, `maoga_socket_events_out_total{event="lobby:joined"}`) &&
+			strings.Contains(text, `maoga_socket_events_out_total{event="lobby:update"}`) &&
+			strings.Contains(text, `maoga_socket_events_out_total{event="lobby:member:ready"}`) &&
+			strings.Contains(text, `maoga_socket_events_out_total{event="error"}`)
+	})
 }
 
 // A second server in its own data dir: shutdown disconnects sockets with a reason, answers /readyz

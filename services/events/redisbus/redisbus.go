@@ -190,6 +190,31 @@ func (b *Bus) Publish(ctx context.Context, e events.Event) error {
 	return nil
 }
 
+// Announce publishes e to the nodes of a cluster from a process that is not one of them (the admin
+// command): synchronously, without a Bus (no subscription, no queue), on opts.Channel (default
+// "app:events"). It returns how many subscribers Redis delivered it to, i.e. how many nodes heard it.
+func Announce(ctx context.Context, client redis.UniversalClient, opts Options, e events.Event) (int64, error) {
+	if e.Name == "" {
+		return 0, errors.New("events: publish: empty event name")
+	}
+	if opts.Channel == "" {
+		opts.Channel = "app:events"
+	}
+	if opts.Origin == "" {
+		opts.Origin = NodeID()
+	}
+	e = events.Stamp(e, opts.Origin)
+	data := e.Data
+	if len(data) == 0 {
+		data = json.RawMessage("null")
+	}
+	msg, err := json.Marshal(wire{ID: e.ID, Event: e.Name, Data: data, Origin: e.Origin, At: e.At})
+	if err != nil {
+		return 0, fmt.Errorf("redisbus: encode %s: %w", e.Name, err)
+	}
+	return client.Publish(ctx, opts.Channel, msg).Result()
+}
+
 // Subscribe implements events.Bus. ClusterOnce handlers are wrapped with the cluster-wide claim.
 func (b *Bus) Subscribe(name string, h events.Handler) (unsubscribe func()) {
 	if h.Scope == events.ClusterOnce && h.Handle != nil {
