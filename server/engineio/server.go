@@ -64,6 +64,9 @@ type Server struct {
 	limits  *limiter // per-address limits (limits.go)
 }
 
+// ReadMode returns the websocket read mode in use.
+func (s *Server) ReadMode() ReadMode { return s.opts.ReadMode }
+
 // tombstones remembers, for a short while, polling sessions that the client
 // closed with a close packet, so that one GET racing with that POST is answered
 // with noop (as Node answers a pending GET) instead of "Session ID unknown".

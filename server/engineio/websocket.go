@@ -45,6 +45,9 @@ type wsConn struct {
 	timeout time.Duration
 
 	lingering atomic.Bool // the reader closes the conn itself after draining
+
+	early []byte      // bytes read with the upgrade request, until a reader takes them
+	ep    *epollState // ReadModeEpoll: the read state (nil with the goroutine reader)
 }
 
 var bufWriterPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
@@ -70,11 +73,13 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, header 
 	if n := rw.Reader.Buffered(); n > 0 {
 		// The client pipelined frames behind its upgrade request: read them first.
 		early, _ := rw.Reader.Peek(n)
-		wc.src = io.MultiReader(bytesReader(append([]byte(nil), early...)), conn)
+		wc.early = append([]byte(nil), early...)
+		wc.src = io.MultiReader(bytesReader(wc.early), conn)
 	}
 	if ext != nil {
 		_, wc.deflate = ext.Accepted()
 	}
+	wc.ep = s.newEpollState(wc)
 	return wc, nil
 }
 
@@ -119,7 +124,7 @@ func (s *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, hs *
 	c.ws = wc
 	c.queue = append(c.queue, s.openPacket(c.id, []string{}))
 	s.start(c)
-	go c.readLoop(wc, false)
+	s.startReader(c, wc, false)
 }
 
 // registerWithID registers a session under id when id is free (else a new one).
@@ -166,7 +171,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, c *Conn) {
 	c.probe = wc
 	c.upgradeTimer = time.AfterFunc(s.opts.UpgradeTimeout, func() { c.abortProbe(wc) })
 	c.mu.Unlock()
-	go c.readLoop(wc, true)
+	s.startReader(c, wc, true)
 }
 
 func (c *Conn) abortProbe(wc *wsConn) {
@@ -224,8 +229,19 @@ func (c *Conn) completeUpgrade(wc *wsConn) bool {
 	return true
 }
 
-// readLoop is the one goroutine reading wc. While probing it only accepts the
-// upgrade handshake; afterwards it feeds packets to the session.
+// startReader starts reading wc: the epoll reader when the server uses it
+// and it can take wc, otherwise a goroutine running readLoop.
+func (s *Server) startReader(c *Conn, wc *wsConn, probing bool) {
+	if s.startEpollReader(c, wc, probing) {
+		return
+	}
+	wc.early = nil
+	go c.readLoop(wc, probing)
+}
+
+// readLoop is the one goroutine reading wc (ReadModeGoroutine, and conns the
+// epoll reader cannot take). While probing it only accepts the upgrade
+// handshake; afterwards it feeds packets to the session.
 func (c *Conn) readLoop(wc *wsConn, probing bool) {
 	max := c.srv.opts.MaxPayload
 	var scratch []byte
@@ -238,47 +254,61 @@ func (c *Conn) readLoop(wc *wsConn, probing bool) {
 			op, msg, buf, err = wc.readMessage(max, c.srv.deflate)
 		}
 		if err != nil {
-			if probing {
-				c.abortProbe(wc)
-			} else {
-				c.readFailed(wc, err)
-			}
+			putBuf(buf)
+			c.readError(wc, probing, err)
 			return
 		}
-		if probing {
-			ok := false
-			if op == ws.OpText {
-				switch string(msg) {
-				case "2probe":
-					ok = c.onProbe(wc) && wc.writeText("3probe") == nil
-				case "5":
-					ok = c.completeUpgrade(wc)
-					probing = false
-				}
-			}
-			putBuf(buf)
-			if !ok {
-				c.abortProbe(wc)
-				return
-			}
-			continue
-		}
-		if op == ws.OpBinary {
-			c.onPacket(packet{typ: typeMessage, data: msg, binary: true})
-		} else {
-			p, err := decodePacket(msg, &scratch)
-			if err != nil {
-				putBuf(buf)
-				c.readFailed(wc, err)
-				return
-			}
-			c.onPacket(p)
-		}
+		ok := c.onWSMessage(wc, op, msg, &probing, &scratch)
 		putBuf(buf)
-		if cap(scratch) > maxPooledBuf {
-			scratch = nil
+		if !ok {
+			return
 		}
 	}
+}
+
+// readError ends the probe or the session after a read error on wc.
+func (c *Conn) readError(wc *wsConn, probing bool, err error) {
+	if probing {
+		c.abortProbe(wc)
+	} else {
+		c.readFailed(wc, err)
+	}
+}
+
+// onWSMessage handles one complete data message read from wc (both read
+// modes). While *probing it only accepts the upgrade handshake. It reports
+// false when reading must stop (probe aborted or session ended by it).
+func (c *Conn) onWSMessage(wc *wsConn, op ws.OpCode, msg []byte, probing *bool, scratch *[]byte) bool {
+	if *probing {
+		ok := false
+		if op == ws.OpText {
+			switch string(msg) {
+			case "2probe":
+				ok = c.onProbe(wc) && wc.writeText("3probe") == nil
+			case "5":
+				ok = c.completeUpgrade(wc)
+				*probing = false
+			}
+		}
+		if !ok {
+			c.abortProbe(wc)
+		}
+		return ok
+	}
+	if op == ws.OpBinary {
+		c.onPacket(packet{typ: typeMessage, data: msg, binary: true})
+	} else {
+		p, err := decodePacket(msg, scratch)
+		if err != nil {
+			c.readFailed(wc, err)
+			return false
+		}
+		c.onPacket(p)
+	}
+	if cap(*scratch) > maxPooledBuf {
+		*scratch = nil
+	}
+	return true
 }
 
 // readFailed ends the session after the reader's error err, with Node's reason.
@@ -300,7 +330,7 @@ func (c *Conn) readFailed(wc *wsConn, err error) {
 	default:
 		// peer closed (close frame, EOF, reset) or the session closed the conn
 		c.finish(ReasonTransportClose, nil)
-		wc.conn.Close()
+		wc.closeConn()
 		return
 	}
 	wc.lingerClose(code, func() { c.finish(reason, err) })
@@ -432,7 +462,13 @@ func (wc *wsConn) handleControl(h ws.Header) error {
 	if h.Masked {
 		ws.Cipher(p, h.Mask, 0)
 	}
-	switch h.OpCode {
+	return wc.answerControl(h.OpCode, p)
+}
+
+// answerControl answers a control frame with (unmasked) payload p: a ping
+// with a pong, a close with a close (errWSClosed: reading ends).
+func (wc *wsConn) answerControl(op ws.OpCode, p []byte) error {
+	switch op {
 	case ws.OpPing:
 		return wc.writeControl(ws.OpPong, p)
 	case ws.OpClose:
@@ -475,7 +511,7 @@ func (wc *wsConn) writeText(s string) error {
 func (wc *wsConn) closeWith(code ws.StatusCode) {
 	wc.sendClose(code)
 	if !wc.lingering.Load() {
-		wc.conn.Close()
+		wc.closeConn()
 	}
 }
 
@@ -523,7 +559,7 @@ func (wc *wsConn) lingerClose(code ws.StatusCode, finish func()) {
 	}
 	_ = wc.conn.SetReadDeadline(time.Now().Add(time.Second))
 	_, _ = io.CopyN(io.Discard, wc.r, 1<<20)
-	wc.conn.Close()
+	wc.closeConn()
 }
 
 // writeLoop drains the session queue to wc. It is started when packets are
