@@ -19,7 +19,7 @@ const (
 type Conn struct {
 	id      string
 	srv     *Server
-	hs      *Handshake
+	hs      *handshakeData
 	handler Handler // set during OnConnection, read-only afterwards
 
 	deliverMu    sync.Mutex  // serializes Handler calls
@@ -63,8 +63,26 @@ type pollWait struct {
 // ID returns the session id.
 func (c *Conn) ID() string { return c.id }
 
-// Handshake returns the copy of the handshake request.
-func (c *Conn) Handshake() *Handshake { return c.hs }
+// Handshake returns a copy of what the handshake request carried (a new one
+// on every call: the session keeps it packed).
+func (c *Conn) Handshake() *Handshake {
+	if c.hs == nil {
+		return nil
+	}
+	return c.hs.handshake()
+}
+
+// RemoteAddr is the handshake's peer address (host:port); Handshake().RemoteAddr without the copy.
+func (c *Conn) RemoteAddr() string { return c.remoteAddr() }
+
+// ClientAddress is Handshake().Address without the copy: Options.ClientAddress
+// of the handshake request, by default the host of RemoteAddr.
+func (c *Conn) ClientAddress() string {
+	if c.hs == nil {
+		return ""
+	}
+	return c.hs.address
+}
 
 // Server returns the server the session belongs to.
 func (c *Conn) Server() *Server { return c.srv }
@@ -194,7 +212,7 @@ func (c *Conn) remoteAddr() string {
 	if c.hs == nil {
 		return ""
 	}
-	return c.hs.RemoteAddr
+	return c.hs.remoteAddr
 }
 
 // Close sends the close packet (after what is already queued), then closes the

@@ -96,7 +96,7 @@ func (r *byteSliceReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (s *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, hs *Handshake) {
+func (s *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, hs *handshakeData) {
 	s.mu.RLock()
 	closing := s.closing
 	s.mu.RUnlock()
@@ -128,7 +128,7 @@ func (s *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, hs *
 }
 
 // registerWithID registers a session under id when id is free (else a new one).
-func (s *Server) registerWithID(hs *Handshake, transport, id string) *Conn {
+func (s *Server) registerWithID(hs *handshakeData, transport, id string) *Conn {
 	if id == "" {
 		return s.register(hs, transport)
 	}
