@@ -111,6 +111,30 @@ func (c *Conn) SetHandler(h Handler) {
 // too slow: it is closed with "transport error" and ErrQueueFull is returned.
 func (c *Conn) Send(msgs ...Message) error { return c.send(msgs, nil) }
 
+// SendNow is Send for a reply someone waits for (an ack): when the session's
+// websocket has nothing being written, the calling goroutine writes the queue
+// itself (one batch, under the write deadline) instead of starting the writer
+// goroutine, which saves a goroutine hand-off on the reply's way out. Whatever
+// is queued behind that batch goes to a writer goroutine as usual. On
+// long-polling, or while a writer runs, it is Send.
+func (c *Conn) SendNow(msgs ...Message) error {
+	c.mu.Lock()
+	if c.state != stateOpen {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if c.transport != TransportWebSocket || !c.started || c.writing || len(c.queue) > 0 || !c.roomForLocked(msgs) {
+		c.mu.Unlock()
+		return c.send(msgs, nil)
+	}
+	c.appendLocked(msgs)
+	c.writing = true
+	wc := c.ws
+	c.mu.Unlock()
+	c.drain(wc, 1)
+	return nil
+}
+
 // send queues msgs; sent, if not nil, goes with the last of them.
 func (c *Conn) send(msgs []Message, sent chan struct{}) error {
 	c.mu.Lock()

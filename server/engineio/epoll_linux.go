@@ -254,7 +254,7 @@ func (wc *wsConn) closeConn() {
 }
 
 // serve runs on its own goroutine when the socket is readable (or has early
-// bytes): it reads until the socket would block, handles the complete frames
+// bytes): it reads until the socket is drained, handles the complete frames
 // and re-arms the registration, unless reading ended.
 func (st *epollState) serve() {
 	wc := st.wc
@@ -268,52 +268,47 @@ func (st *epollState) serve() {
 		bp = nb
 	}
 	var scratch []byte
-	b := *bp
 	// Early bytes (or bytes kept from before) are parsed before the first read.
-	parse := len(b) > 0
+	parse := len(*bp) > 0
 	for {
-		if parse {
-			consumed, need, ok := st.parseFrames(wc, b, &scratch)
-			if !ok {
-				*bp = b
-				putReadBuf(bp)
-				st.dropFrag()
-				st.p.forget(st.key)
-				return
-			}
-			rest := copy(b, b[consumed:])
-			b = b[:rest]
-			if need > cap(b) {
-				nb := make([]byte, len(b), need)
-				copy(nb, b)
-				*bp = b
-				putReadBuf(bp)
-				b = nb
-				bp = &nb
-			} else if len(b) == cap(b) {
-				// cannot happen: an incomplete frame of known size fits, and a header always fits
-				nb := make([]byte, len(b), 2*cap(b))
-				copy(nb, b)
-				b = nb
-				bp = &nb
-			}
+		if parse && !st.consume(wc, &bp, &scratch) {
+			putReadBuf(bp)
+			st.dropFrag()
+			st.p.forget(st.key)
+			return
 		}
+		b := *bp
 		n, err := st.read(b[len(b):cap(b)])
 		if err == syscall.EAGAIN {
 			break
 		}
 		if err != nil {
-			*bp = b
 			putReadBuf(bp)
 			st.dropFrag()
 			st.p.forget(st.key)
 			st.c.readError(wc, st.probing, err)
 			return
 		}
-		b = b[:len(b)+n]
+		short := len(b)+n < cap(b)
+		*bp = b[:len(b)+n]
 		parse = true
+		if short {
+			// The socket had less than the room left: most likely it is drained. Parse, and let
+			// the level-triggered re-arm report what came meanwhile rather than pay for a read
+			// that would say EAGAIN.
+			if !st.consume(wc, &bp, &scratch) {
+				putReadBuf(bp)
+				st.dropFrag()
+				st.p.forget(st.key)
+				return
+			}
+			if len(*bp) < cap(*bp) {
+				break
+			}
+			parse = false
+		}
 	}
-	*bp = b
+	b := *bp
 	if len(b) == 0 {
 		putReadBuf(bp)
 	} else if len(b) <= 256 {
@@ -333,6 +328,35 @@ func (st *epollState) serve() {
 		st.dropFrag()
 		st.p.forget(st.key)
 	}
+}
+
+// consume handles the complete frames in *bp and keeps the rest at its start;
+// the buffer is replaced by a larger one when the partial frame that remains
+// needs more room. false: reading ends (the session or probe was ended).
+func (st *epollState) consume(wc *wsConn, bp **[]byte, scratch *[]byte) bool {
+	b := **bp
+	consumed, need, ok := st.parseFrames(wc, b, scratch)
+	if !ok {
+		**bp = b[:0]
+		return false
+	}
+	b = b[:copy(b, b[consumed:])]
+	**bp = b
+	switch {
+	case need > cap(b):
+		nb := make([]byte, len(b), need)
+		copy(nb, b)
+		putReadBuf(*bp)
+		*bp = &nb
+	case len(b) == cap(b):
+		// cannot happen (a header fits, and an incomplete frame of known size fits), but a full
+		// buffer would read nothing more
+		nb := make([]byte, len(b), 2*cap(b))
+		copy(nb, b)
+		putReadBuf(*bp)
+		*bp = &nb
+	}
+	return true
 }
 
 func putReadBuf(bp *[]byte) {

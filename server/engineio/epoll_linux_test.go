@@ -330,3 +330,46 @@ func TestEpollCloseAndUpgradeRaces(t *testing.T) {
 	// every session ended, so every server-side socket was closed and forgotten
 	waitRegistrations(t, base)
 }
+
+// SendNow writes on the caller when nothing is being written, and keeps the
+// order with Send in every case (a writer running, packets queued, polling).
+func TestSendNowOrder(t *testing.T) {
+	for _, mode := range []ReadMode{ReadModeEpoll, ReadModeGoroutine} {
+		ts := newTestServer(t, Options{ReadMode: mode}, false)
+		c := ts.dialWS("EIO=4&transport=websocket")
+		parseOpen(t, c.readText())
+		conn := ts.conn()
+		want := []string{}
+		for i := 0; i < 200; i++ {
+			m := fmt.Sprintf("m%d", i)
+			var err error
+			if i%3 == 0 {
+				err = conn.SendNow(Message{Data: []byte(m)})
+			} else {
+				err = conn.Send(Message{Data: []byte(m)})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, "4"+m)
+		}
+		for i, w := range want {
+			if got := c.readText(); got != w {
+				t.Fatalf("%v: message %d is %q, want %q", mode, i, got, w)
+			}
+		}
+		conn.Close(ReasonForcedClose)
+		if err := conn.SendNow(Message{Data: []byte("late")}); err != ErrClosed {
+			t.Fatalf("SendNow after Close: %v", err)
+		}
+	}
+	// polling: SendNow queues like Send
+	ts := newTestServer(t, Options{}, false)
+	sid := ts.pollingSession()
+	conn := ts.conn()
+	_ = conn.SendNow(Message{Data: []byte("a")})
+	_ = conn.Send(Message{Data: []byte("b")})
+	if res := ts.do("GET", "EIO=4&transport=polling&sid="+sid, ""); res.body != "4a\x1e4b" {
+		t.Fatalf("poll %q", res.body)
+	}
+}

@@ -565,7 +565,11 @@ func (wc *wsConn) lingerClose(code ws.StatusCode, finish func()) {
 // writeLoop drains the session queue to wc. It is started when packets are
 // queued on an idle websocket and exits as soon as the queue is empty, so an
 // idle session has no writer goroutine.
-func (c *Conn) writeLoop(wc *wsConn) {
+func (c *Conn) writeLoop(wc *wsConn) { c.drain(wc, -1) }
+
+// drain writes the queue to wc in batches (at most maxBatches when ≥ 0: then
+// a writer goroutine takes over what is left). The caller has set c.writing.
+func (c *Conn) drain(wc *wsConn, maxBatches int) {
 	var bw *bufio.Writer
 	defer func() {
 		if bw != nil {
@@ -592,6 +596,12 @@ func (c *Conn) writeLoop(wc *wsConn) {
 			}
 			return
 		}
+		if maxBatches == 0 {
+			c.mu.Unlock()
+			go c.writeLoop(wc) // c.writing stays set: the writer goroutine takes over
+			return
+		}
+		maxBatches--
 		batch := c.takeQueueLocked()
 		c.queue = c.spare[:0]
 		c.spare = nil

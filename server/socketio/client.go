@@ -79,6 +79,22 @@ func (c *client) sendPacket(p *parser.Packet) {
 	c.send(adapter.Encode(p), false)
 }
 
+// sendReply sends an ack: written at once by the calling goroutine when the connection has nothing
+// being written (engineio.Conn.SendNow), so the reply does not wait for a writer goroutine to start.
+func (c *client) sendReply(p *parser.Packet) {
+	enc := adapter.Encode(p)
+	if len(enc.Attachments) == 0 {
+		_ = c.conn.SendNow(engineio.Message{Data: enc.Text})
+		return
+	}
+	msgs := make([]engineio.Message, 1+len(enc.Attachments))
+	msgs[0] = engineio.Message{Data: enc.Text}
+	for i, a := range enc.Attachments {
+		msgs[i+1] = engineio.Message{Data: a, Binary: true}
+	}
+	_ = c.conn.SendNow(msgs...)
+}
+
 // OnMessage implements engineio.Handler.
 func (c *client) OnMessage(_ *engineio.Conn, data []byte, binary bool) {
 	p, err := c.dec.Add(data, binary)

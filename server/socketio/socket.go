@@ -661,7 +661,7 @@ func (s *Socket) onEvent(p *parser.Packet) {
 		ev.ack = func(data json.RawMessage, atts [][]byte) {
 			ap := newPacket(parser.Ack, s.nsp.name, data, atts)
 			ap.ID = id
-			s.client.sendPacket(ap)
+			s.client.sendReply(ap)
 		}
 	}
 	s.mu.Lock()
