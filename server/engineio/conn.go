@@ -27,29 +27,30 @@ type Conn struct {
 	tooBigLogged atomic.Bool // a message over maxPayload was logged (once per session)
 
 	mu          sync.Mutex
-	state       connState
 	closeReason string
-	started     bool // handshake answered: the writer may run
 	transport   string
 	queue       []packet // outgoing, bounded by Options.MaxQueuedPackets
 	queuedBytes int      // bytes of the message data in queue, bounded by Options.MaxQueuedBytes
 	spare       []packet // the writer's last batch, reused as the next queue
 
-	poll    *pollWait // pending long-polling GET
-	posting bool      // a POST is being read
+	poll *pollWait // pending long-polling GET
 
-	ws      *wsConn // active websocket (after handshake or upgrade)
-	writing bool    // a writer goroutine is draining queue to ws
+	ws    *wsConn // active websocket (after handshake or upgrade)
+	probe *wsConn // websocket being probed for an upgrade
 
-	probe        *wsConn // websocket being probed for an upgrade
-	probed       bool    // probe answered: pending/new GETs are answered with noop
-	upgraded     bool
 	upgradeTimer *time.Timer
+	closeTimer   *time.Timer
+	hbDue        time.Time // when the heartbeat is due; detects stale firings
 
-	hb          *time.Timer // one timer: ping interval, then pong deadline
-	hbDue       time.Time   // when hb is meant to fire; detects stale firings
+	hbIdx       int32 // position+1 in the server's heartbeat heap, 0 = none (under srv.hb.mu)
+	state       connState
+	started     bool // handshake answered: the writer may run
+	posting     bool // a POST is being read
+	writing     bool // a writer goroutine is draining queue to ws
+	probed      bool // probe answered: pending/new GETs are answered with noop
+	upgraded    bool
+	hbOn        bool // a heartbeat is scheduled
 	waitingPong bool
-	closeTimer  *time.Timer
 }
 
 // pollWait is a GET parked until packets are ready; ch is closed once pkts is set.
@@ -250,7 +251,7 @@ func (c *Conn) Close(reason string) {
 	c.state = stateClosing
 	c.closeReason = reason
 	c.open.Store(false)
-	c.stopTimerLocked(&c.hb)
+	c.stopHeartbeatLocked()
 	closing := func() { c.finish(reason, nil) }
 	c.closeTimer = time.AfterFunc(c.srv.closeTimeout(), closing)
 	if c.transport == TransportWebSocket {
@@ -311,7 +312,7 @@ func (c *Conn) finish(reason string, err error) {
 	}
 	c.state = stateClosed
 	c.open.Store(false)
-	c.stopTimerLocked(&c.hb)
+	c.stopHeartbeatLocked()
 	c.stopTimerLocked(&c.closeTimer)
 	c.stopTimerLocked(&c.upgradeTimer)
 	signalSent(c.takeQueueLocked())
@@ -392,18 +393,25 @@ func (c *Conn) onPacket(p packet) bool {
 	return true
 }
 
-// Heartbeat: one time.AfterFunc timer per session. It first waits PingInterval
-// and sends a ping, then waits PingTimeout for the pong.
+// Heartbeat: the server's heartbeat scheduler (heartbeat.go) fires each session
+// after PingInterval to send a ping, then after PingTimeout to check the pong.
 
 func (c *Conn) startHeartbeatLocked() {
-	d := c.srv.opts.PingInterval
-	c.hbDue = time.Now().Add(d)
-	c.hb = time.AfterFunc(d, c.onHeartbeat)
+	c.hbDue = time.Now().Add(c.srv.opts.PingInterval)
+	c.hbOn = true
+	c.srv.hb.schedule(c, c.hbDue)
+}
+
+func (c *Conn) stopHeartbeatLocked() {
+	if c.hbOn {
+		c.hbOn = false
+		c.srv.hb.cancel(c)
+	}
 }
 
 func (c *Conn) onHeartbeat() {
 	c.mu.Lock()
-	if c.state != stateOpen || c.hb == nil || time.Now().Before(c.hbDue) {
+	if c.state != stateOpen || !c.hbOn || time.Now().Before(c.hbDue) {
 		c.mu.Unlock() // closed, or a stale firing raced with a Reset
 		return
 	}
@@ -420,7 +428,7 @@ func (c *Conn) onHeartbeat() {
 	c.waitingPong = true
 	c.queue = append(c.queue, packet{typ: typePing})
 	c.hbDue = pongDeadline(c.hbDue, time.Now(), c.srv.opts.PingTimeout)
-	c.hb.Reset(time.Until(c.hbDue))
+	c.srv.hb.schedule(c, c.hbDue)
 	c.flushLocked()
 	c.mu.Unlock()
 }
@@ -444,16 +452,15 @@ func pongDeadline(due, now time.Time, timeout time.Duration) time.Time {
 // timer has not run yet (timers fire late on a busy machine): a request
 // arriving then must find the session closed, as it would have been.
 func (c *Conn) pongOverdueLocked() bool {
-	return c.state == stateOpen && c.waitingPong && c.hb != nil && !time.Now().Before(c.hbDue)
+	return c.state == stateOpen && c.waitingPong && c.hbOn && !time.Now().Before(c.hbDue)
 }
 
 func (c *Conn) onPong() {
 	c.mu.Lock()
-	if c.state == stateOpen && c.waitingPong && c.hb != nil {
+	if c.state == stateOpen && c.waitingPong && c.hbOn {
 		c.waitingPong = false
-		d := c.srv.opts.PingInterval
-		c.hbDue = time.Now().Add(d)
-		c.hb.Reset(d)
+		c.hbDue = time.Now().Add(c.srv.opts.PingInterval)
+		c.srv.hb.schedule(c, c.hbDue)
 	}
 	c.mu.Unlock()
 }

@@ -135,6 +135,7 @@ type Server struct {
 	deflate *deflater // nil when per-message deflate is off
 	tombs   tombstones
 	limits  *limiter // per-address limits (limits.go)
+	hb      heartbeats
 }
 
 // ReadMode returns the websocket read mode in use.
