@@ -125,14 +125,29 @@ func (p *poller) loop() {
 			// poller would hang, so make it loud.
 			panic("engineio: epoll wait: " + err.Error())
 		}
+		var ready [len(events)]*epollState
+		k := 0
 		p.mu.Lock()
 		for i := 0; i < n; i++ {
 			key := uint64(uint32(events[i].Fd)) | uint64(uint32(events[i].Pad))<<32
 			if st := p.conns[key]; st != nil {
-				go st.serve()
+				ready[k] = st
+				k++
 			}
 		}
 		p.mu.Unlock()
+		if k == 0 {
+			continue
+		}
+		for _, st := range ready[:k-1] {
+			go st.serve()
+		}
+		// Leader/followers: a new goroutine takes over the waiting, and this one
+		// serves the last socket itself, so a lone message does not wait for a
+		// goroutine to be started and scheduled before it is read.
+		go p.loop()
+		ready[k-1].serve()
+		return
 	}
 }
 
