@@ -4,8 +4,11 @@ package engineio
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -372,4 +375,27 @@ func TestSendNowOrder(t *testing.T) {
 	if res := ts.do("GET", "EIO=4&transport=polling&sid="+sid, ""); res.body != "4a\x1e4b" {
 		t.Fatalf("poll %q", res.body)
 	}
+}
+
+// A websocket over TLS is read by a goroutine (its bytes on the socket are
+// TLS records), and works as usual.
+func TestEpollTLSFallsBackToGoroutine(t *testing.T) {
+	srv := NewServer(Options{Path: "/engine.io/", ReadMode: ReadModeEpoll})
+	srv.OnConnection(func(c *Conn) { c.SetHandler(newRecorder(true)) })
+	hs := httptest.NewTLSServer(srv)
+	defer hs.Close()
+	before := epollRegistrations()
+	d := ws.Dialer{TLSConfig: &tls.Config{InsecureSkipVerify: true}}
+	c := dialWSWith(t, d, "wss"+strings.TrimPrefix(hs.URL, "https")+"/engine.io/?EIO=4&transport=websocket")
+	parseOpen(t, c.readText())
+	c.sendText("4over tls")
+	if got := c.readText(); got != "4over tls" {
+		t.Fatalf("echo %q", got)
+	}
+	if r := epollRegistrations(); r != before {
+		t.Fatalf("a TLS websocket was registered with epoll (%d → %d)", before, r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = srv.Close(ctx)
 }
