@@ -411,8 +411,14 @@ func (c *Conn) stopHeartbeatLocked() {
 
 func (c *Conn) onHeartbeat() {
 	c.mu.Lock()
-	if c.state != stateOpen || !c.hbOn || time.Now().Before(c.hbDue) {
-		c.mu.Unlock() // closed, or a stale firing raced with a Reset
+	if c.state != stateOpen || !c.hbOn {
+		c.mu.Unlock() // closed, or the heartbeat stopped meanwhile
+		return
+	}
+	if time.Now().Before(c.hbDue) {
+		// Rescheduled meanwhile (a pong), or fired a hair early: make sure it stays scheduled.
+		c.srv.hb.schedule(c, c.hbDue)
+		c.mu.Unlock()
 		return
 	}
 	if c.waitingPong {

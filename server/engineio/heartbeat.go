@@ -15,17 +15,24 @@ type heartbeats struct {
 	mu    sync.Mutex
 	q     []hbEntry // min-heap on at
 	timer *time.Timer
-	armed int64 // unix nanoseconds the timer is set for; 0 = stopped
+	armed int64 // when the timer is set for (as hbEntry.at); 0 = stopped
 }
 
 type hbEntry struct {
-	at int64 // unix nanoseconds
+	at int64 // monotonic nanoseconds since hbBase
 	c  *Conn
 }
 
+// hbBase is the origin of the heap's times. They are monotonic, as the
+// sessions' own due times (time.Now readings) are compared: a wall-clock
+// heap could fire a session that its monotonic check finds not yet due.
+var hbBase = time.Now()
+
+func hbNow() int64 { return int64(time.Since(hbBase)) }
+
 // schedule (re)schedules c's next heartbeat at at. c.mu is held.
 func (h *heartbeats) schedule(c *Conn, at time.Time) {
-	e := hbEntry{at.UnixNano(), c}
+	e := hbEntry{int64(at.Sub(hbBase)), c}
 	h.mu.Lock()
 	if i := c.hbIdx - 1; i >= 0 {
 		h.q[i] = e
@@ -79,7 +86,7 @@ func (h *heartbeats) removeLocked(i int) {
 
 // fire takes every session that is due off the heap and runs its heartbeat.
 func (h *heartbeats) fire() {
-	now := time.Now().UnixNano()
+	now := hbNow()
 	h.mu.Lock()
 	h.armed = 0
 	var due []*Conn
@@ -107,7 +114,7 @@ func (h *heartbeats) rearmLocked() {
 		return
 	}
 	h.armed = at
-	d := time.Duration(at - time.Now().UnixNano())
+	d := time.Duration(at - hbNow())
 	if h.timer == nil {
 		h.timer = time.AfterFunc(d, h.fire)
 	} else {
