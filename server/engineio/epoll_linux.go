@@ -222,9 +222,14 @@ func (s *Server) startEpollReader(c *Conn, wc *wsConn, probing bool) bool {
 		go st.serve()
 		return true
 	}
-	if !st.arm() {
+	closed, err := st.arm()
+	if closed {
 		// Closed already: the session is being finished by whoever closed it.
 		st.p.forget(st.key)
+	} else if err != nil {
+		st.p.forget(st.key)
+		s.log.Warn("engineio: epoll refused a websocket, reading it with a goroutine", "err", err)
+		go c.readLoop(wc, probing)
 	}
 	return true
 }
@@ -235,13 +240,14 @@ func (p *poller) forget(key uint64) {
 	p.mu.Unlock()
 }
 
-// arm (re)registers the socket for one readable event; false when the
-// socket is closed.
-func (st *epollState) arm() bool {
+// arm (re)registers the socket for one readable event. closed: the socket
+// was closed (nothing to do); err: epoll refused it (the socket is open but
+// cannot be watched, e.g. fs.epoll.max_user_watches reached).
+func (st *epollState) arm() (closed bool, err error) {
 	op := syscall.EPOLL_CTL_MOD
 	if !st.armed {
 		op = syscall.EPOLL_CTL_ADD
-		st.armed = true
+		st.armed = true // before the registration: the next serve may run at once
 	}
 	// What this goroutine wrote (pending bytes, fragment) is read by the next
 	// serve goroutine, which the poller starts under p.mu: passing through p.mu
@@ -249,15 +255,20 @@ func (st *epollState) arm() bool {
 	st.p.mu.Lock()
 	st.p.mu.Unlock() //nolint:staticcheck // empty critical section: a release fence
 	var cerr error
-	err := st.rc.Control(func(fd uintptr) {
+	if st.rc.Control(func(fd uintptr) {
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT,
 			Fd: int32(uint32(st.key)), Pad: int32(uint32(st.key >> 32))}
 		cerr = syscall.EpollCtl(st.p.epfd, op, int(fd), &ev)
-	})
-	if err == nil {
-		err = cerr
+	}) != nil {
+		return true, nil
 	}
-	return err == nil
+	if cerr != nil {
+		if op == syscall.EPOLL_CTL_ADD {
+			st.armed = false // not registered: no serve can run
+		}
+		return false, cerr
+	}
+	return false, nil
 }
 
 // closeConn forgets the registration and closes the socket.
@@ -334,14 +345,19 @@ func (st *epollState) serve() {
 	} else {
 		st.pending = bp
 	}
-	if !st.arm() {
-		// The socket was closed meanwhile (by the session): nothing to read any more.
+	if closed, err := st.arm(); closed || err != nil {
+		// Closed meanwhile (by the session): nothing to read any more. Or epoll refused it:
+		// the session ends rather than waiting unread.
 		if st.pending != nil {
 			putReadBuf(st.pending)
 			st.pending = nil
 		}
 		st.dropFrag()
 		st.p.forget(st.key)
+		if err != nil {
+			st.c.srv.log.Warn("engineio: epoll refused a websocket", "sid", st.c.id, "err", err)
+			st.c.readError(wc, st.probing, err)
+		}
 	}
 }
 
