@@ -206,7 +206,7 @@ func (s *Server) startEpollReader(c *Conn, wc *wsConn, probing bool) bool {
 	st.c, st.wc, st.probing = c, wc, probing
 	early := wc.early
 	wc.early = nil
-	wc.src = wc.conn // early bytes go to the parser (lingerClose still reads through wc.r)
+	wc.src = wc.conn // early bytes go to the parser (lingerClose still reads through wc.Read)
 	if len(early) > 0 {
 		b := epollReadPool.Get().(*[]byte)
 		*b = append((*b)[:0], early...)

@@ -39,7 +39,7 @@ type handshakeData struct {
 	address    string
 	url        string // the request URI; the query is parsed from it
 	secure     bool
-	time       time.Time
+	time       int64 // unix nanoseconds (a time.Time is 24 bytes)
 
 	slot *limitSlot // per-address session slot (limits.go), released when the session is removed
 }
@@ -83,13 +83,13 @@ func newHandshakeData(r *http.Request, address string) *handshakeData {
 		address:    address,
 		url:        r.URL.RequestURI(),
 		secure:     r.TLS != nil,
-		time:       time.Now(),
+		time:       time.Now().UnixNano(),
 	}
 }
 
 // handshake unpacks h into a new Handshake.
 func (h *handshakeData) handshake() *Handshake {
-	hs := &Handshake{RemoteAddr: h.remoteAddr, Address: h.address, URL: h.url, Secure: h.secure, Time: h.time}
+	hs := &Handshake{RemoteAddr: h.remoteAddr, Address: h.address, URL: h.url, Secure: h.secure, Time: time.Unix(0, h.time)}
 	hs.Headers = make(http.Header)
 	for rest := h.headers; rest != ""; {
 		k, after, _ := strings.Cut(rest, "\x00")

@@ -32,7 +32,6 @@ var (
 // reader); writes (writer batches, pongs, close frames) are serialized by wmu.
 type wsConn struct {
 	conn    net.Conn
-	r       io.Reader // wc itself: the peeked byte, then src
 	src     io.Reader // conn, or the bytes buffered during the HTTP upgrade first
 	peek    [1]byte
 	peeked  bool
@@ -69,7 +68,6 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, header 
 		return nil, err
 	}
 	wc := &wsConn{conn: conn, src: conn, timeout: s.opts.WriteTimeout}
-	wc.r = wc
 	if n := rw.Reader.Buffered(); n > 0 {
 		// The client pipelined frames behind its upgrade request: read them first.
 		early, _ := rw.Reader.Peek(n)
@@ -377,7 +375,7 @@ func (wc *wsConn) readMessage(max int, d *deflater) (op ws.OpCode, msg []byte, b
 	compressed := false
 	started := false
 	for {
-		h, err := ws.ReadHeaderBuffer(wc.r, wc.rhdr[:])
+		h, err := ws.ReadHeaderBuffer(wc, wc.rhdr[:])
 		if err != nil {
 			return 0, nil, buf, err
 		}
@@ -420,7 +418,7 @@ func (wc *wsConn) readMessage(max int, d *deflater) (op ws.OpCode, msg []byte, b
 		n := len(msg)
 		msg = growLen(msg, int(h.Length))
 		*buf = msg
-		if _, err := io.ReadFull(wc.r, msg[n:]); err != nil {
+		if _, err := io.ReadFull(wc, msg[n:]); err != nil {
 			return 0, nil, buf, err
 		}
 		if h.Masked {
@@ -456,7 +454,7 @@ func (wc *wsConn) handleControl(h ws.Header) error {
 		return errWSProtocol
 	}
 	p := make([]byte, h.Length)
-	if _, err := io.ReadFull(wc.r, p); err != nil {
+	if _, err := io.ReadFull(wc, p); err != nil {
 		return err
 	}
 	if h.Masked {
@@ -558,7 +556,7 @@ func (wc *wsConn) lingerClose(code ws.StatusCode, finish func()) {
 		_ = tc.CloseWrite()
 	}
 	_ = wc.conn.SetReadDeadline(time.Now().Add(time.Second))
-	_, _ = io.CopyN(io.Discard, wc.r, 1<<20)
+	_, _ = io.CopyN(io.Discard, wc, 1<<20)
 	wc.closeConn()
 }
 

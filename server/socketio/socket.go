@@ -58,7 +58,7 @@ type Socket struct {
 	client    *client
 	id        string
 	pid       string
-	auth      json.RawMessage // the CONNECT payload; the rest of the handshake is the engine conn's
+	auth      string // the CONNECT payload; the rest of the handshake is the engine conn's
 	recovered bool
 	// recoveryOffset is the offset the client presented for a restored session (namespace.connect).
 	recoveryOffset string
@@ -120,7 +120,7 @@ func newSocket(n *Namespace, c *client, auth json.RawMessage, session *adapter.S
 			s.pid = newID()
 		}
 	}
-	s.auth = auth
+	s.auth = string(auth)
 	return s
 }
 
@@ -167,7 +167,7 @@ func (s *Socket) ID() string { return s.id }
 func (s *Socket) Namespace() *Namespace { return s.nsp }
 
 // Handshake returns the handshake details (a new copy on every call: the socket keeps them packed).
-func (s *Socket) Handshake() *Handshake { return buildHandshake(s.client.conn.Handshake(), s.auth) }
+func (s *Socket) Handshake() *Handshake { return buildHandshake(s.client.conn.Handshake(), json.RawMessage(s.auth)) }
 
 // address is Handshake().Address without building the handshake.
 func (s *Socket) address() string {
