@@ -167,7 +167,9 @@ func (s *Socket) ID() string { return s.id }
 func (s *Socket) Namespace() *Namespace { return s.nsp }
 
 // Handshake returns the handshake details (a new copy on every call: the socket keeps them packed).
-func (s *Socket) Handshake() *Handshake { return buildHandshake(s.client.conn.Handshake(), json.RawMessage(s.auth)) }
+func (s *Socket) Handshake() *Handshake {
+	return buildHandshake(s.client.conn.Handshake(), json.RawMessage(s.auth))
+}
 
 // address is Handshake().Address without building the handshake.
 func (s *Socket) address() string {
