@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
@@ -47,7 +48,17 @@ type poller struct {
 	mu    sync.Mutex
 	conns map[uint64]*epollState
 	next  uint64
+	jobs  chan pollJob // to an idle worker of this poller (unbuffered: taken only if one waits)
 }
+
+// pollJob is what a worker is handed: a socket to serve, or the leadership.
+type pollJob struct {
+	st   *epollState
+	lead bool
+}
+
+// workerIdle is how long an idle worker waits for work before it exits.
+const workerIdle = 5 * time.Second
 
 var (
 	pollersOnce sync.Once
@@ -69,7 +80,7 @@ func startPollers() {
 			return
 		}
 		pollers = append(pollers, p)
-		go p.loop()
+		go p.work(pollJob{lead: true})
 	}
 }
 
@@ -88,7 +99,7 @@ func newPoller() (*poller, error) {
 		f.Close()
 		return nil, err
 	}
-	return &poller{epfd: fd, file: f, rc: rc, conns: make(map[uint64]*epollState)}, nil
+	return &poller{epfd: fd, file: f, rc: rc, conns: make(map[uint64]*epollState), jobs: make(chan pollJob)}, nil
 }
 
 // pickPoller returns the poller for a new registration (round robin).
@@ -104,8 +115,49 @@ func pickPoller() *poller {
 	return p
 }
 
-func (p *poller) loop() {
-	var events [128]syscall.EpollEvent
+// work is a worker of p (leader/followers). The leader waits for readable
+// sockets; when some are, it hands each but the last to an idle worker (or a
+// new one), hands the leadership on the same way, and serves the last socket
+// itself, so a lone message is read without waiting for another goroutine
+// to be scheduled. A worker then waits, idle, for a socket or the leadership,
+// and exits after workerIdle without any. Workers are reused so that their
+// stacks, grown by the handlers, do not have to grow again for every message.
+func (p *poller) work(j pollJob) {
+	var idle *time.Timer
+	for {
+		st := j.st
+		if j.lead {
+			st = p.lead()
+		}
+		st.serve()
+		if idle == nil {
+			idle = time.NewTimer(workerIdle)
+		} else {
+			idle.Reset(workerIdle)
+		}
+		select {
+		case j = <-p.jobs:
+			idle.Stop()
+		case <-idle.C:
+			return
+		}
+	}
+}
+
+// hand gives j to an idle worker, or to a new one.
+func (p *poller) hand(j pollJob) {
+	select {
+	case p.jobs <- j:
+	default:
+		go p.work(j)
+	}
+}
+
+// lead waits for readable sockets, hands all but one (and the leadership)
+// on, and returns the one left.
+func (p *poller) lead() *epollState {
+	var events [64]syscall.EpollEvent
+	var ready [len(events)]*epollState
 	for {
 		var n int
 		var werr error
@@ -125,7 +177,6 @@ func (p *poller) loop() {
 			// poller would hang, so make it loud.
 			panic("engineio: epoll wait: " + err.Error())
 		}
-		var ready [len(events)]*epollState
 		k := 0
 		p.mu.Lock()
 		for i := 0; i < n; i++ {
@@ -140,14 +191,10 @@ func (p *poller) loop() {
 			continue
 		}
 		for _, st := range ready[:k-1] {
-			go st.serve()
+			p.hand(pollJob{st: st})
 		}
-		// Leader/followers: a new goroutine takes over the waiting, and this one
-		// serves the last socket itself, so a lone message does not wait for a
-		// goroutine to be started and scheduled before it is read.
-		go p.loop()
-		ready[k-1].serve()
-		return
+		p.hand(pollJob{lead: true})
+		return ready[k-1]
 	}
 }
 
