@@ -31,9 +31,9 @@
 // Reader. With Options.ReadMode ReadModeEpoll (the default on Linux) an idle
 // websocket session has no goroutine at all: its socket is registered,
 // one-shot, with one of a few epoll pollers (whose own epoll descriptors wait
-// in Go's network poller), and when bytes arrive a short-lived goroutine reads
-// them without blocking, handles every complete frame and re-arms the
-// registration; only a partial frame's bytes are kept between reads, so a peer
+// in Go's network poller), and when bytes arrive a worker goroutine (workers
+// are reused, and exit after a few idle seconds) reads them without blocking,
+// handles every complete frame and re-arms the registration; only a partial frame's bytes are kept between reads, so a peer
 // that stalls mid-frame holds no goroutine and blocks nobody. Websockets over
 // TLS (a net.Conn that is not a *net.TCPConn) and every websocket with
 // ReadModeGoroutine (the only mode off Linux) have one reader goroutine, which

@@ -18,15 +18,15 @@ import (
 
 // The epoll reader (ReadModeEpoll). An idle websocket session has no
 // goroutine: its socket is registered, level-triggered and one-shot, in the
-// epoll set of one of a few pollers. When it becomes readable the poller
-// starts a short-lived goroutine for it that reads what the socket has
-// without blocking, handles every complete frame, keeps the bytes of a
-// partial frame (only then) and re-arms the registration. One-shot arming
+// epoll set of one of a few pollers. When it becomes readable a worker of
+// the poller (see poller.work) reads what the socket has without blocking,
+// handles every complete frame, keeps the bytes of a partial frame (only
+// then) and re-arms the registration. One-shot arming
 // means at most one goroutine reads a session at a time, in order, as the
 // goroutine reader does.
 //
 // The poller's own epoll descriptor is registered in Go's network poller
-// (os.NewFile on a non-blocking descriptor), so a poller waiting for events is
+// (os.NewFile on a non-blocking descriptor), so a leader waiting for events is
 // a parked goroutine, not a thread blocked in epoll_wait.
 //
 // The socket stays an ordinary net.Conn: writes, write deadlines and Close go
