@@ -432,6 +432,11 @@ func (c *Conn) onHeartbeat() {
 		return
 	}
 	c.waitingPong = true
+	if !c.writing && len(c.queue) == 0 {
+		// Idle since the last heartbeat, most likely: let the queue slices a burst
+		// grew go (a ping needs one packet).
+		c.queue, c.spare = nil, nil
+	}
 	c.queue = append(c.queue, packet{typ: typePing})
 	c.hbDue = pongDeadline(c.hbDue, time.Now(), c.srv.opts.PingTimeout)
 	c.srv.hb.schedule(c, c.hbDue)

@@ -113,3 +113,39 @@ func TestSharedHeartbeatManySessions(t *testing.T) {
 		}
 	}
 }
+
+// The queue slices a burst grew are kept between bursts (a busy receiver does
+// not regrow them every time) and let go at the next heartbeat of an idle session.
+func TestQueueSlicesKeptThenTrimmedAtHeartbeat(t *testing.T) {
+	ts := newTestServer(t, Options{PingInterval: 300 * time.Millisecond, PingTimeout: time.Second}, false)
+	c := ts.dialWS("EIO=4&transport=websocket")
+	parseOpen(t, c.readText())
+	conn := ts.conn()
+	// hold the writer back (wmu) so that a burst of 20 queues up
+	conn.mu.Lock()
+	wc := conn.ws
+	conn.mu.Unlock()
+	wc.wmu.Lock()
+	for i := 0; i < 20; i++ {
+		_ = conn.Send(Message{Data: []byte("x")})
+	}
+	wc.wmu.Unlock()
+	for i := 0; i < 20; i++ {
+		c.readText()
+	}
+	kept := func() int {
+		time.Sleep(20 * time.Millisecond)
+		conn.mu.Lock()
+		defer conn.mu.Unlock()
+		return cap(conn.queue) + cap(conn.spare)
+	}
+	if n := kept(); n < 19 {
+		t.Fatalf("queue slices of capacity %d kept after a burst of 20", n)
+	}
+	if f, err := c.read(); err != nil || string(f.Payload) != "2" { // the ping
+		t.Fatalf("ping: %v %q", err, f.Payload)
+	}
+	if n := kept(); n > 4 {
+		t.Fatalf("queue slices of capacity %d kept after the heartbeat of an idle session", n)
+	}
+}

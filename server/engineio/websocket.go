@@ -560,6 +560,13 @@ func (wc *wsConn) lingerClose(code ws.StatusCode, finish func()) {
 	wc.closeConn()
 }
 
+// maxKeptBatch bounds the capacity (in packets) of the queue slices a session
+// keeps between bursts. Dropping a slice at every writer exit once it outgrew
+// 16 made a busy receiver (fan-out with bursts of 16+) regrow its queue from
+// scratch on every burst; the slices of an idle session are dropped at its
+// next heartbeat instead (onHeartbeat).
+const maxKeptBatch = 64
+
 // writeLoop drains the session queue to wc. It is started when packets are
 // queued on an idle websocket and exits as soon as the queue is empty, so an
 // idle session has no writer goroutine.
@@ -585,7 +592,7 @@ func (c *Conn) drain(wc *wsConn, maxBatches int) {
 		if len(c.queue) == 0 {
 			c.writing = false
 			closing, reason := c.state == stateClosing, c.closeReason
-			if cap(c.spare) > 16 {
+			if cap(c.spare) > maxKeptBatch {
 				c.spare = nil
 			}
 			c.mu.Unlock()
@@ -613,7 +620,7 @@ func (c *Conn) drain(wc *wsConn, maxBatches int) {
 		signalSent(batch)
 		clear(batch) // drop references to message data
 		c.mu.Lock()
-		if c.spare == nil && cap(batch) <= 64 {
+		if c.spare == nil && cap(batch) <= maxKeptBatch {
 			c.spare = batch[:0]
 		}
 		c.mu.Unlock()
