@@ -32,7 +32,7 @@ type Memory struct {
 	nsp Namespace
 
 	mu    sync.RWMutex
-	rooms map[Room]map[SocketID]struct{}
+	rooms map[Room]members
 	sids  map[SocketID][]Room
 
 	// Connection state recovery; active when nsp.MaxDisconnectionDuration() > 0.
@@ -87,7 +87,7 @@ func NewMemoryWithOptions(nsp Namespace, o MemoryOptions) *Memory {
 	_, _ = rand.Read(b[:])
 	return &Memory{
 		nsp:         nsp,
-		rooms:       make(map[Room]map[SocketID]struct{}),
+		rooms:       make(map[Room]members),
 		sids:        make(map[SocketID][]Room),
 		window:      nsp.MaxDisconnectionDuration(),
 		now:         o.Now,
@@ -115,15 +115,12 @@ func (m *Memory) AddAll(id SocketID, rooms ...Room) {
 	defer m.mu.Unlock()
 	mine := m.sids[id]
 	for _, r := range rooms {
-		members := m.rooms[r]
-		if members == nil {
-			members = make(map[SocketID]struct{}, 1)
-			m.rooms[r] = members
-		}
-		if _, in := members[id]; in {
+		mb := m.rooms[r]
+		if mb.has(id) {
 			continue
 		}
-		members[id] = struct{}{}
+		mb.add(id)
+		m.rooms[r] = mb
 		mine = append(mine, r)
 	}
 	m.sids[id] = mine
@@ -148,13 +145,77 @@ func (m *Memory) Del(id SocketID, room Room) {
 }
 
 func (m *Memory) delMember(room Room, id SocketID) {
-	members := m.rooms[room]
-	if members == nil {
+	mb, ok := m.rooms[room]
+	if !ok {
 		return
 	}
-	delete(members, id)
-	if len(members) == 0 {
+	mb.del(id)
+	if mb.len() == 0 {
 		delete(m.rooms, room)
+	} else {
+		m.rooms[room] = mb
+	}
+}
+
+// members is the set of sockets in a room. Most rooms, every socket's own room first, have one
+// member: it is kept inline (no map of its own, ~400 bytes less per socket); a second member moves
+// the set to a map.
+type members struct {
+	one  SocketID // the only member when many is nil ("" = none)
+	many map[SocketID]struct{}
+}
+
+func (mb *members) has(id SocketID) bool {
+	if mb.many != nil {
+		_, in := mb.many[id]
+		return in
+	}
+	return mb.one != "" && mb.one == id
+}
+
+// add adds id (not a member yet).
+func (mb *members) add(id SocketID) {
+	switch {
+	case mb.many != nil:
+		mb.many[id] = struct{}{}
+	case mb.one == "":
+		mb.one = id
+	default:
+		mb.many = map[SocketID]struct{}{mb.one: {}, id: {}}
+		mb.one = ""
+	}
+}
+
+func (mb *members) del(id SocketID) {
+	if mb.many != nil {
+		delete(mb.many, id)
+		return
+	}
+	if mb.one == id {
+		mb.one = ""
+	}
+}
+
+func (mb *members) len() int {
+	if mb.many != nil {
+		return len(mb.many)
+	}
+	if mb.one != "" {
+		return 1
+	}
+	return 0
+}
+
+// each calls fn for every member.
+func (mb *members) each(fn func(SocketID)) {
+	if mb.many == nil {
+		if mb.one != "" {
+			fn(mb.one)
+		}
+		return
+	}
+	for id := range mb.many {
+		fn(id)
 	}
 }
 
@@ -215,7 +276,7 @@ func (m *Memory) match(opts BroadcastOptions, out []Socket) []Socket {
 	defer m.mu.RUnlock()
 	excluded := func(id SocketID) bool {
 		for _, r := range opts.Except {
-			if _, in := m.rooms[r][id]; in {
+			if mb, ok := m.rooms[r]; ok && mb.has(id) {
 				return true
 			}
 		}
@@ -235,19 +296,19 @@ func (m *Memory) match(opts BroadcastOptions, out []Socket) []Socket {
 			add(id)
 		}
 	case 1:
-		for id := range m.rooms[opts.Rooms[0]] {
-			add(id)
-		}
+		mb := m.rooms[opts.Rooms[0]]
+		mb.each(add)
 	default:
 		seen := make(map[SocketID]struct{})
 		for _, r := range opts.Rooms {
-			for id := range m.rooms[r] {
+			mb := m.rooms[r]
+			mb.each(func(id SocketID) {
 				if _, dup := seen[id]; dup {
-					continue
+					return
 				}
 				seen[id] = struct{}{}
 				add(id)
-			}
+			})
 		}
 	}
 	return out

@@ -461,6 +461,11 @@ func roomOf(t testing.TB, size int) (*Memory, *nopNsp) {
 // TestBroadcastAllocationsDoNotGrowWithReceivers: the packet is encoded once, so a broadcast to
 // 1000 sockets allocates no more than one to 10.
 func TestBroadcastAllocationsDoNotGrowWithReceivers(t *testing.T) {
+	if raceEnabled {
+		// failed 8 times in 60 under -race on main too: the pool of match buffers loses
+		// buffers at random there, and a lost 1000-entry buffer costs more regrowth
+		t.Skip("allocation counts with sync.Pool are not stable under the race detector")
+	}
 	p := event(`["tick",1]`)
 	opts := BroadcastOptions{Rooms: []Room{"room"}}
 	small, _ := roomOf(t, 10)

@@ -3,7 +3,7 @@
 // -mode raw, a bare WebSocket broadcast server on the same WebSocket library (gobwas/ws) as the
 // baseline "physical limit" of a room fan-out.
 //
-//	benchserver -addr 127.0.0.1:0 -addr-file /tmp/addr [-redis 127.0.0.1:6379] [-mode socketio|raw] [-pprof]
+//	benchserver -addr 127.0.0.1:0 -addr-file /tmp/addr [-redis 127.0.0.1:6379] [-mode socketio|raw] [-read-mode epoll|goroutine] [-pprof]
 //
 // Scenario protocol (the same in bench/node/server.js):
 //   - a client whose handshake query has room=R is put in room R on connection; the ack of a "sync"
@@ -48,6 +48,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	redisadapter "github.com/maoga/maoga/adapter/redis"
+	"github.com/maoga/maoga/server/engineio"
 	"github.com/maoga/maoga/server/socketio"
 )
 
@@ -57,25 +58,37 @@ func main() {
 	mode := flag.String("mode", "socketio", "socketio | raw | raw-sync")
 	redisAddr := flag.String("redis", "", "Redis address for the cluster adapter (empty: in memory)")
 	withPprof := flag.Bool("pprof", false, "serve /debug/pprof/")
+	readMode := flag.String("read-mode", "", "websocket read mode of the socketio server: epoll | goroutine (default: epoll on Linux)")
 	memRate := flag.Int("memprofilerate", 0, "runtime.MemProfileRate (1: every allocation in the heap profile; 0: the default)")
 	flag.Parse()
 	if *memRate > 0 {
 		runtime.MemProfileRate = *memRate
 	}
 
-	if err := run(*addr, *addrFile, *mode, *redisAddr, *withPprof); err != nil {
+	var rm engineio.ReadMode
+	switch *readMode {
+	case "":
+	case "epoll":
+		rm = engineio.ReadModeEpoll
+	case "goroutine":
+		rm = engineio.ReadModeGoroutine
+	default:
+		slog.Error("benchserver: unknown -read-mode (epoll | goroutine)", "read-mode", *readMode)
+		os.Exit(2)
+	}
+	if err := run(*addr, *addrFile, *mode, *redisAddr, rm, *withPprof); err != nil {
 		slog.Error("benchserver", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, addrFile, mode, redisAddr string, withPprof bool) error {
+func run(addr, addrFile, mode, redisAddr string, readMode engineio.ReadMode, withPprof bool) error {
 	mux := http.NewServeMux()
 	var conns func() int
 	var shutdown func(ctx context.Context) error
 	switch mode {
 	case "socketio":
-		io, count, closeFn, err := newSocketIO(redisAddr)
+		io, count, closeFn, err := newSocketIO(redisAddr, readMode)
 		if err != nil {
 			return err
 		}
@@ -111,7 +124,7 @@ func run(addr, addrFile, mode, redisAddr string, withPprof bool) error {
 			return fmt.Errorf("write addr file: %w", err)
 		}
 	}
-	slog.Info("benchserver listening", "addr", ln.Addr().String(), "mode", mode, "redis", redisAddr)
+	slog.Info("benchserver listening", "addr", ln.Addr().String(), "mode", mode, "redis", redisAddr, "readMode", readMode.String())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -129,10 +142,10 @@ func run(addr, addrFile, mode, redisAddr string, withPprof bool) error {
 }
 
 // newSocketIO builds the Socket.IO server of the scenarios.
-func newSocketIO(redisAddr string) (http.Handler, func() int, func(context.Context) error, error) {
+func newSocketIO(redisAddr string, readMode engineio.ReadMode) (http.Handler, func() int, func(context.Context) error, error) {
 	// Node's socket.io has no per-socket event rate limit; ours (100 events/s by default) would drop
 	// the fan-out sender's and the echo clients' events, so it is off here, as in a trusted setup.
-	opts := socketio.Options{Limits: socketio.Limits{EventsPerSecond: -1}}
+	opts := socketio.Options{Limits: socketio.Limits{EventsPerSecond: -1}, Engine: engineio.Options{ReadMode: readMode}}
 	var rdb *redis.Client
 	if redisAddr != "" {
 		rdb = redis.NewClient(&redis.Options{Addr: redisAddr})

@@ -19,7 +19,7 @@ const (
 type Conn struct {
 	id      string
 	srv     *Server
-	hs      *Handshake
+	hs      *handshakeData
 	handler Handler // set during OnConnection, read-only afterwards
 
 	deliverMu    sync.Mutex  // serializes Handler calls
@@ -27,29 +27,30 @@ type Conn struct {
 	tooBigLogged atomic.Bool // a message over maxPayload was logged (once per session)
 
 	mu          sync.Mutex
-	state       connState
 	closeReason string
-	started     bool // handshake answered: the writer may run
 	transport   string
 	queue       []packet // outgoing, bounded by Options.MaxQueuedPackets
 	queuedBytes int      // bytes of the message data in queue, bounded by Options.MaxQueuedBytes
 	spare       []packet // the writer's last batch, reused as the next queue
 
-	poll    *pollWait // pending long-polling GET
-	posting bool      // a POST is being read
+	poll *pollWait // pending long-polling GET
 
-	ws      *wsConn // active websocket (after handshake or upgrade)
-	writing bool    // a writer goroutine is draining queue to ws
+	ws    *wsConn // active websocket (after handshake or upgrade)
+	probe *wsConn // websocket being probed for an upgrade
 
-	probe        *wsConn // websocket being probed for an upgrade
-	probed       bool    // probe answered: pending/new GETs are answered with noop
-	upgraded     bool
 	upgradeTimer *time.Timer
+	closeTimer   *time.Timer
+	hbDue        time.Time // when the heartbeat is due; detects stale firings
 
-	hb          *time.Timer // one timer: ping interval, then pong deadline
-	hbDue       time.Time   // when hb is meant to fire; detects stale firings
+	hbIdx       int32 // position+1 in the server's heartbeat heap, 0 = none (under srv.hb.mu)
+	state       connState
+	started     bool // handshake answered: the writer may run
+	posting     bool // a POST is being read
+	writing     bool // a writer goroutine is draining queue to ws
+	probed      bool // probe answered: pending/new GETs are answered with noop
+	upgraded    bool
+	hbOn        bool // a heartbeat is scheduled
 	waitingPong bool
-	closeTimer  *time.Timer
 }
 
 // pollWait is a GET parked until packets are ready; ch is closed once pkts is set.
@@ -63,8 +64,26 @@ type pollWait struct {
 // ID returns the session id.
 func (c *Conn) ID() string { return c.id }
 
-// Handshake returns the copy of the handshake request.
-func (c *Conn) Handshake() *Handshake { return c.hs }
+// Handshake returns a copy of what the handshake request carried (a new one
+// on every call: the session keeps it packed).
+func (c *Conn) Handshake() *Handshake {
+	if c.hs == nil {
+		return nil
+	}
+	return c.hs.handshake()
+}
+
+// RemoteAddr is the handshake's peer address (host:port); Handshake().RemoteAddr without the copy.
+func (c *Conn) RemoteAddr() string { return c.remoteAddr() }
+
+// ClientAddress is Handshake().Address without the copy: Options.ClientAddress
+// of the handshake request, by default the host of RemoteAddr.
+func (c *Conn) ClientAddress() string {
+	if c.hs == nil {
+		return ""
+	}
+	return c.hs.address
+}
 
 // Server returns the server the session belongs to.
 func (c *Conn) Server() *Server { return c.srv }
@@ -92,6 +111,30 @@ func (c *Conn) SetHandler(h Handler) {
 // nothing interleaved. When the queue bound would be crossed the client is
 // too slow: it is closed with "transport error" and ErrQueueFull is returned.
 func (c *Conn) Send(msgs ...Message) error { return c.send(msgs, nil) }
+
+// SendNow is Send for a reply someone waits for (an ack): when the session's
+// websocket has nothing being written, the calling goroutine writes the queue
+// itself (one batch, under the write deadline) instead of starting the writer
+// goroutine, which saves a goroutine hand-off on the reply's way out. Whatever
+// is queued behind that batch goes to a writer goroutine as usual. On
+// long-polling, or while a writer runs, it is Send.
+func (c *Conn) SendNow(msgs ...Message) error {
+	c.mu.Lock()
+	if c.state != stateOpen {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if c.transport != TransportWebSocket || !c.started || c.writing || len(c.queue) > 0 || !c.roomForLocked(msgs) {
+		c.mu.Unlock()
+		return c.send(msgs, nil)
+	}
+	c.appendLocked(msgs)
+	c.writing = true
+	wc := c.ws
+	c.mu.Unlock()
+	c.drain(wc, 1)
+	return nil
+}
 
 // send queues msgs; sent, if not nil, goes with the last of them.
 func (c *Conn) send(msgs []Message, sent chan struct{}) error {
@@ -194,7 +237,7 @@ func (c *Conn) remoteAddr() string {
 	if c.hs == nil {
 		return ""
 	}
-	return c.hs.RemoteAddr
+	return c.hs.remoteAddr
 }
 
 // Close sends the close packet (after what is already queued), then closes the
@@ -208,7 +251,7 @@ func (c *Conn) Close(reason string) {
 	c.state = stateClosing
 	c.closeReason = reason
 	c.open.Store(false)
-	c.stopTimerLocked(&c.hb)
+	c.stopHeartbeatLocked()
 	closing := func() { c.finish(reason, nil) }
 	c.closeTimer = time.AfterFunc(c.srv.closeTimeout(), closing)
 	if c.transport == TransportWebSocket {
@@ -269,7 +312,7 @@ func (c *Conn) finish(reason string, err error) {
 	}
 	c.state = stateClosed
 	c.open.Store(false)
-	c.stopTimerLocked(&c.hb)
+	c.stopHeartbeatLocked()
 	c.stopTimerLocked(&c.closeTimer)
 	c.stopTimerLocked(&c.upgradeTimer)
 	signalSent(c.takeQueueLocked())
@@ -350,19 +393,32 @@ func (c *Conn) onPacket(p packet) bool {
 	return true
 }
 
-// Heartbeat: one time.AfterFunc timer per session. It first waits PingInterval
-// and sends a ping, then waits PingTimeout for the pong.
+// Heartbeat: the server's heartbeat scheduler (heartbeat.go) fires each session
+// after PingInterval to send a ping, then after PingTimeout to check the pong.
 
 func (c *Conn) startHeartbeatLocked() {
-	d := c.srv.opts.PingInterval
-	c.hbDue = time.Now().Add(d)
-	c.hb = time.AfterFunc(d, c.onHeartbeat)
+	c.hbDue = time.Now().Add(c.srv.opts.PingInterval)
+	c.hbOn = true
+	c.srv.hb.schedule(c, c.hbDue)
+}
+
+func (c *Conn) stopHeartbeatLocked() {
+	if c.hbOn {
+		c.hbOn = false
+		c.srv.hb.cancel(c)
+	}
 }
 
 func (c *Conn) onHeartbeat() {
 	c.mu.Lock()
-	if c.state != stateOpen || c.hb == nil || time.Now().Before(c.hbDue) {
-		c.mu.Unlock() // closed, or a stale firing raced with a Reset
+	if c.state != stateOpen || !c.hbOn {
+		c.mu.Unlock() // closed, or the heartbeat stopped meanwhile
+		return
+	}
+	if time.Now().Before(c.hbDue) {
+		// Rescheduled meanwhile (a pong), or fired a hair early: make sure it stays scheduled.
+		c.srv.hb.schedule(c, c.hbDue)
+		c.mu.Unlock()
 		return
 	}
 	if c.waitingPong {
@@ -376,9 +432,14 @@ func (c *Conn) onHeartbeat() {
 		return
 	}
 	c.waitingPong = true
+	if !c.writing && len(c.queue) == 0 {
+		// Idle since the last heartbeat, most likely: let the queue slices a burst
+		// grew go (a ping needs one packet).
+		c.queue, c.spare = nil, nil
+	}
 	c.queue = append(c.queue, packet{typ: typePing})
 	c.hbDue = pongDeadline(c.hbDue, time.Now(), c.srv.opts.PingTimeout)
-	c.hb.Reset(time.Until(c.hbDue))
+	c.srv.hb.schedule(c, c.hbDue)
 	c.flushLocked()
 	c.mu.Unlock()
 }
@@ -402,16 +463,15 @@ func pongDeadline(due, now time.Time, timeout time.Duration) time.Time {
 // timer has not run yet (timers fire late on a busy machine): a request
 // arriving then must find the session closed, as it would have been.
 func (c *Conn) pongOverdueLocked() bool {
-	return c.state == stateOpen && c.waitingPong && c.hb != nil && !time.Now().Before(c.hbDue)
+	return c.state == stateOpen && c.waitingPong && c.hbOn && !time.Now().Before(c.hbDue)
 }
 
 func (c *Conn) onPong() {
 	c.mu.Lock()
-	if c.state == stateOpen && c.waitingPong && c.hb != nil {
+	if c.state == stateOpen && c.waitingPong && c.hbOn {
 		c.waitingPong = false
-		d := c.srv.opts.PingInterval
-		c.hbDue = time.Now().Add(d)
-		c.hb.Reset(d)
+		c.hbDue = time.Now().Add(c.srv.opts.PingInterval)
+		c.srv.hb.schedule(c, c.hbDue)
 	}
 	c.mu.Unlock()
 }

@@ -28,16 +28,28 @@
 // On long-polling the pending GET's own goroutine is the writer: it is parked
 // until packets are queued and then answers them all as one payload.
 //
-// Reader. A websocket session has exactly one goroutine, its reader. While
-// idle it blocks on a one-byte read in a short call chain so its stack stays
-// at the runtime minimum; message buffers come from a sync.Pool and go back
-// after the Handler returns. The *http.Request is not kept: the Handshake is a
-// copy of its headers, query, address and URL.
+// Reader. With Options.ReadMode ReadModeEpoll (the default on Linux) an idle
+// websocket session has no goroutine at all: its socket is registered,
+// one-shot, with one of a few epoll pollers (whose own epoll descriptors wait
+// in Go's network poller), and when bytes arrive a worker goroutine (workers
+// are reused, and exit after a few idle seconds) reads them without blocking,
+// handles every complete frame and re-arms the registration; only a partial frame's bytes are kept between reads, so a peer
+// that stalls mid-frame holds no goroutine and blocks nobody. Websockets over
+// TLS (a net.Conn that is not a *net.TCPConn) and every websocket with
+// ReadModeGoroutine (the only mode off Linux) have one reader goroutine, which
+// blocks on a one-byte read in a short call chain so its stack stays at the
+// runtime minimum. Message buffers come from a sync.Pool and go back after the
+// Handler returns. The *http.Request is not kept: the session keeps its
+// headers packed in one string and its URL (Conn.Handshake unpacks a copy).
 //
-// Heartbeat. Each session has one time.AfterFunc timer, no goroutine: it
-// fires after PingInterval to queue a ping and is re-armed for PingTimeout;
-// the pong re-arms it for PingInterval, and a firing while still waiting for
-// the pong closes the session with "ping timeout".
+// Heartbeat. One timer per Server runs the heartbeats of all its sessions (a
+// min-heap of their next firing times): after PingInterval a session queues a
+// ping and is rescheduled for PingTimeout; the pong reschedules it for
+// PingInterval, and a firing while still waiting for the pong closes the
+// session with "ping timeout".
+//
+// Replies. Conn.SendNow (socketio's acks) writes on the caller's goroutine when
+// nothing is being written, instead of handing the reply to a new writer.
 //
 // Handler calls for one Conn are serialized (OnMessage in arrival order, then
 // OnClose exactly once, after any OnMessage in progress). OnClose runs on a

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -111,6 +112,9 @@ func newTestServer(t *testing.T, opts Options, echo bool) *testServer {
 	t.Helper()
 	if opts.Path == "" {
 		opts.Path = "/engine.io/"
+	}
+	if opts.ReadMode == ReadModeDefault && os.Getenv("ENGINEIO_TEST_READ_MODE") == "goroutine" {
+		opts.ReadMode = ReadModeGoroutine // the whole suite against the goroutine reader
 	}
 	ts := &testServer{t: t, srv: NewServer(opts), conns: make(chan *Conn, 64)}
 	ts.srv.OnConnection(func(c *Conn) {

@@ -29,10 +29,43 @@ func TestIdleWebSocketMemory(t *testing.T) {
 	if n <= 0 {
 		t.Skip("set ENGINEIO_MEMTEST=<clients> to measure")
 	}
+	mode := ReadModeDefault
+	if os.Getenv("ENGINEIO_MEMTEST_MODE") == "goroutine" {
+		mode = ReadModeGoroutine
+	}
+	per, _ := measureIdleSessions(t, n, mode)
+	if per > 7*1024 {
+		t.Fatalf("%.0f bytes per idle session, target ≤ 7 KB", per)
+	}
+}
+
+// TestIdleSessionMemoryEpoll runs by default: 1,000 idle websocket sessions
+// read by epoll must cost well under the goroutine reader's ~3.6 KB each
+// (measured ~1.2 KB: heap only, no goroutine). The bound is generous for
+// noise (race detector, a busy machine), not a target.
+func TestIdleSessionMemoryEpoll(t *testing.T) {
+	if !epollSupported {
+		t.Skip("no epoll")
+	}
+	if testing.Short() {
+		t.Skip("short")
+	}
+	per, goroutines := measureIdleSessions(t, 1000, ReadModeEpoll)
+	if per > 2.5*1024 {
+		t.Errorf("%.0f bytes per idle session with the epoll reader, bound 2.5 KB", per)
+	}
+	if goroutines > 0.05 {
+		t.Errorf("%.2f goroutines per idle session with the epoll reader", goroutines)
+	}
+}
+
+// measureIdleSessions opens n idle websocket sessions from a child process
+// and returns the server's heap+stack bytes and goroutines per session.
+func measureIdleSessions(t *testing.T, n int, mode ReadMode) (per, goroutines float64) {
 	if os.Getenv("ENGINEIO_MEMTEST_PROFILE") != "" {
 		runtime.MemProfileRate = 1
 	}
-	srv := NewServer(Options{PingInterval: time.Hour, PingTimeout: time.Minute})
+	srv := NewServer(Options{PingInterval: time.Hour, PingTimeout: time.Minute, ReadMode: mode})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -67,15 +100,13 @@ func TestIdleWebSocketMemory(t *testing.T) {
 			f.Close()
 		}
 	}
-	per := float64(after-before) / float64(n)
-	goroutines := float64(runtime.NumGoroutine()-g0) / float64(n)
-	t.Logf("%d idle websocket sessions: %.0f bytes each (heap+stacks), %.2f goroutines each", n, per, goroutines)
+	per = float64(int64(after)-int64(before)) / float64(n)
+	goroutines = float64(runtime.NumGoroutine()-g0) / float64(n)
+	t.Logf("read mode %v, %d idle websocket sessions: %.0f bytes each (heap+stacks), %.2f goroutines each", srv.ReadMode(), n, per, goroutines)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Close(ctx)
-	if per > 7*1024 {
-		t.Fatalf("%.0f bytes per idle session, target ≤ 7 KB", per)
-	}
+	return per, goroutines
 }
 
 func heapAndStacks() uint64 {

@@ -48,6 +48,36 @@ type Options struct {
 	// results are not limited, as by default). Default: the host of RemoteAddr.
 	ClientAddress func(r *http.Request) string
 	Logger        *slog.Logger
+	// ReadMode chooses how websockets are read (default ReadModeEpoll on Linux,
+	// ReadModeGoroutine elsewhere).
+	ReadMode ReadMode
+}
+
+// ReadMode is how websocket connections are read.
+type ReadMode int
+
+const (
+	// ReadModeDefault is ReadModeEpoll where it is supported (Linux), else ReadModeGoroutine.
+	ReadModeDefault ReadMode = iota
+	// ReadModeGoroutine gives every websocket a reader goroutine blocked on its socket
+	// (about 4 KB of stack per idle session).
+	ReadModeGoroutine
+	// ReadModeEpoll (Linux) reads plain TCP websockets from a few epoll pollers: an idle
+	// session has no goroutine; one runs only while it has bytes to handle. Websockets
+	// over TLS (a net.Conn that is not a *net.TCPConn) still get a reader goroutine.
+	// Elsewhere it means ReadModeGoroutine.
+	ReadModeEpoll
+)
+
+// String returns "goroutine" or "epoll" ("default" for ReadModeDefault).
+func (m ReadMode) String() string {
+	switch m {
+	case ReadModeGoroutine:
+		return "goroutine"
+	case ReadModeEpoll:
+		return "epoll"
+	}
+	return "default"
 }
 
 // CORSOptions mirrors the subset of the `cors` package options that engine.io users set.
@@ -113,6 +143,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.ReadMode != ReadModeGoroutine {
+		o.ReadMode = ReadModeGoroutine
+		if epollSupported {
+			o.ReadMode = ReadModeEpoll
+		}
 	}
 	if d := o.PerMessageDeflate; d != nil {
 		c := *d

@@ -23,7 +23,7 @@ const upgradeCheckInterval = 100 * time.Millisecond
 func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
 
 func putBuf(b *[]byte) {
-	if cap(*b) > maxPooledBuf {
+	if b == nil || cap(*b) > maxPooledBuf {
 		return
 	}
 	*b = (*b)[:0]

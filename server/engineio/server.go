@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,8 +28,80 @@ type Handshake struct {
 	URL     string
 	Secure  bool
 	Time    time.Time
+}
+
+// handshakeData is what a session keeps of its handshake request: the
+// headers packed in one string and the query left in the URL, so that an
+// idle session does not hold two maps (~1 KB); Conn.Handshake unpacks them.
+type handshakeData struct {
+	headers    string // "Key\x00value\x00" for every value, keys canonical, in sorted order
+	remoteAddr string
+	address    string
+	url        string // the request URI; the query is parsed from it
+	secure     bool
+	time       int64 // unix nanoseconds (a time.Time is 24 bytes)
 
 	slot *limitSlot // per-address session slot (limits.go), released when the session is removed
+}
+
+// newHandshakeData copies what the session keeps of r.
+func newHandshakeData(r *http.Request, address string) *handshakeData {
+	keys := make([]string, 0, len(r.Header)+1)
+	n := 0
+	for k, vs := range r.Header {
+		if k == "Host" {
+			continue
+		}
+		keys = append(keys, k)
+		for _, v := range vs {
+			n += len(k) + len(v) + 2
+		}
+	}
+	if r.Host != "" {
+		// net/http moves Host out of r.Header; Node's handshake.headers has it.
+		keys = append(keys, "Host")
+		n += len("Host") + len(r.Host) + 2
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	b.Grow(n)
+	for _, k := range keys {
+		vs := r.Header[k]
+		if k == "Host" {
+			vs = []string{r.Host}
+		}
+		for _, v := range vs {
+			b.WriteString(k)
+			b.WriteByte(0)
+			b.WriteString(v)
+			b.WriteByte(0)
+		}
+	}
+	return &handshakeData{
+		headers:    b.String(),
+		remoteAddr: r.RemoteAddr,
+		address:    address,
+		url:        r.URL.RequestURI(),
+		secure:     r.TLS != nil,
+		time:       time.Now().UnixNano(),
+	}
+}
+
+// handshake unpacks h into a new Handshake.
+func (h *handshakeData) handshake() *Handshake {
+	hs := &Handshake{RemoteAddr: h.remoteAddr, Address: h.address, URL: h.url, Secure: h.secure, Time: time.Unix(0, h.time)}
+	hs.Headers = make(http.Header)
+	for rest := h.headers; rest != ""; {
+		k, after, _ := strings.Cut(rest, "\x00")
+		v, after2, _ := strings.Cut(after, "\x00")
+		hs.Headers[k] = append(hs.Headers[k], v)
+		rest = after2
+	}
+	hs.Query = url.Values{}
+	if _, q, ok := strings.Cut(h.url, "?"); ok {
+		hs.Query, _ = url.ParseQuery(q)
+	}
+	return hs
 }
 
 // Message is one engine.io "message" packet (type 4). Data is shared between
@@ -62,7 +135,11 @@ type Server struct {
 	deflate *deflater // nil when per-message deflate is off
 	tombs   tombstones
 	limits  *limiter // per-address limits (limits.go)
+	hb      heartbeats
 }
+
+// ReadMode returns the websocket read mode in use.
+func (s *Server) ReadMode() ReadMode { return s.opts.ReadMode }
 
 // tombstones remembers, for a short while, polling sessions that the client
 // closed with a close packet, so that one GET racing with that POST is answered
@@ -189,7 +266,7 @@ func (s *Server) remove(c *Conn) {
 }
 
 // register creates and stores a session; nil when the server is closing.
-func (s *Server) register(hs *Handshake, transport string) *Conn {
+func (s *Server) register(hs *handshakeData, transport string) *Conn {
 	c := &Conn{srv: s, hs: hs, transport: transport, handler: nopHandler{}}
 	c.open.Store(true)
 	s.mu.Lock()
@@ -297,20 +374,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer slot.settle() // frees the slot unless a session took it
-	hs := &Handshake{
-		slot:       slot,
-		Headers:    r.Header.Clone(),
-		Query:      q,
-		RemoteAddr: r.RemoteAddr,
-		Address:    s.clientAddress(r),
-		URL:        r.URL.RequestURI(),
-		Secure:     r.TLS != nil,
-		Time:       time.Now(),
-	}
-	if r.Host != "" {
-		// net/http moves Host out of r.Header; Node's handshake.headers has it.
-		hs.Headers.Set("Host", r.Host)
-	}
+	hs := newHandshakeData(r, s.clientAddress(r))
+	hs.slot = slot
 	if isWS {
 		s.handshakeWebSocket(w, r, hs)
 	} else {
@@ -364,7 +429,7 @@ func (s *Server) start(c *Conn) {
 	c.mu.Unlock()
 }
 
-func (s *Server) handshakePolling(w http.ResponseWriter, hs *Handshake) {
+func (s *Server) handshakePolling(w http.ResponseWriter, hs *handshakeData) {
 	c := s.register(hs, TransportPolling)
 	if c == nil {
 		errShuttingDown.write(w)

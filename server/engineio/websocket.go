@@ -32,7 +32,6 @@ var (
 // reader); writes (writer batches, pongs, close frames) are serialized by wmu.
 type wsConn struct {
 	conn    net.Conn
-	r       io.Reader // wc itself: the peeked byte, then src
 	src     io.Reader // conn, or the bytes buffered during the HTTP upgrade first
 	peek    [1]byte
 	peeked  bool
@@ -45,6 +44,9 @@ type wsConn struct {
 	timeout time.Duration
 
 	lingering atomic.Bool // the reader closes the conn itself after draining
+
+	early []byte      // bytes read with the upgrade request, until a reader takes them
+	ep    *epollState // ReadModeEpoll: the read state (nil with the goroutine reader)
 }
 
 var bufWriterPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
@@ -66,15 +68,16 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, header 
 		return nil, err
 	}
 	wc := &wsConn{conn: conn, src: conn, timeout: s.opts.WriteTimeout}
-	wc.r = wc
 	if n := rw.Reader.Buffered(); n > 0 {
 		// The client pipelined frames behind its upgrade request: read them first.
 		early, _ := rw.Reader.Peek(n)
-		wc.src = io.MultiReader(bytesReader(append([]byte(nil), early...)), conn)
+		wc.early = append([]byte(nil), early...)
+		wc.src = io.MultiReader(bytesReader(wc.early), conn)
 	}
 	if ext != nil {
 		_, wc.deflate = ext.Accepted()
 	}
+	wc.ep = s.newEpollState(wc)
 	return wc, nil
 }
 
@@ -91,7 +94,7 @@ func (r *byteSliceReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (s *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, hs *Handshake) {
+func (s *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, hs *handshakeData) {
 	s.mu.RLock()
 	closing := s.closing
 	s.mu.RUnlock()
@@ -119,11 +122,11 @@ func (s *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, hs *
 	c.ws = wc
 	c.queue = append(c.queue, s.openPacket(c.id, []string{}))
 	s.start(c)
-	go c.readLoop(wc, false)
+	s.startReader(c, wc, false)
 }
 
 // registerWithID registers a session under id when id is free (else a new one).
-func (s *Server) registerWithID(hs *Handshake, transport, id string) *Conn {
+func (s *Server) registerWithID(hs *handshakeData, transport, id string) *Conn {
 	if id == "" {
 		return s.register(hs, transport)
 	}
@@ -166,7 +169,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, c *Conn) {
 	c.probe = wc
 	c.upgradeTimer = time.AfterFunc(s.opts.UpgradeTimeout, func() { c.abortProbe(wc) })
 	c.mu.Unlock()
-	go c.readLoop(wc, true)
+	s.startReader(c, wc, true)
 }
 
 func (c *Conn) abortProbe(wc *wsConn) {
@@ -224,8 +227,19 @@ func (c *Conn) completeUpgrade(wc *wsConn) bool {
 	return true
 }
 
-// readLoop is the one goroutine reading wc. While probing it only accepts the
-// upgrade handshake; afterwards it feeds packets to the session.
+// startReader starts reading wc: the epoll reader when the server uses it
+// and it can take wc, otherwise a goroutine running readLoop.
+func (s *Server) startReader(c *Conn, wc *wsConn, probing bool) {
+	if s.startEpollReader(c, wc, probing) {
+		return
+	}
+	wc.early = nil
+	go c.readLoop(wc, probing)
+}
+
+// readLoop is the one goroutine reading wc (ReadModeGoroutine, and conns the
+// epoll reader cannot take). While probing it only accepts the upgrade
+// handshake; afterwards it feeds packets to the session.
 func (c *Conn) readLoop(wc *wsConn, probing bool) {
 	max := c.srv.opts.MaxPayload
 	var scratch []byte
@@ -238,47 +252,61 @@ func (c *Conn) readLoop(wc *wsConn, probing bool) {
 			op, msg, buf, err = wc.readMessage(max, c.srv.deflate)
 		}
 		if err != nil {
-			if probing {
-				c.abortProbe(wc)
-			} else {
-				c.readFailed(wc, err)
-			}
+			putBuf(buf)
+			c.readError(wc, probing, err)
 			return
 		}
-		if probing {
-			ok := false
-			if op == ws.OpText {
-				switch string(msg) {
-				case "2probe":
-					ok = c.onProbe(wc) && wc.writeText("3probe") == nil
-				case "5":
-					ok = c.completeUpgrade(wc)
-					probing = false
-				}
-			}
-			putBuf(buf)
-			if !ok {
-				c.abortProbe(wc)
-				return
-			}
-			continue
-		}
-		if op == ws.OpBinary {
-			c.onPacket(packet{typ: typeMessage, data: msg, binary: true})
-		} else {
-			p, err := decodePacket(msg, &scratch)
-			if err != nil {
-				putBuf(buf)
-				c.readFailed(wc, err)
-				return
-			}
-			c.onPacket(p)
-		}
+		ok := c.onWSMessage(wc, op, msg, &probing, &scratch)
 		putBuf(buf)
-		if cap(scratch) > maxPooledBuf {
-			scratch = nil
+		if !ok {
+			return
 		}
 	}
+}
+
+// readError ends the probe or the session after a read error on wc.
+func (c *Conn) readError(wc *wsConn, probing bool, err error) {
+	if probing {
+		c.abortProbe(wc)
+	} else {
+		c.readFailed(wc, err)
+	}
+}
+
+// onWSMessage handles one complete data message read from wc (both read
+// modes). While *probing it only accepts the upgrade handshake. It reports
+// false when reading must stop (probe aborted or session ended by it).
+func (c *Conn) onWSMessage(wc *wsConn, op ws.OpCode, msg []byte, probing *bool, scratch *[]byte) bool {
+	if *probing {
+		ok := false
+		if op == ws.OpText {
+			switch string(msg) {
+			case "2probe":
+				ok = c.onProbe(wc) && wc.writeText("3probe") == nil
+			case "5":
+				ok = c.completeUpgrade(wc)
+				*probing = false
+			}
+		}
+		if !ok {
+			c.abortProbe(wc)
+		}
+		return ok
+	}
+	if op == ws.OpBinary {
+		c.onPacket(packet{typ: typeMessage, data: msg, binary: true})
+	} else {
+		p, err := decodePacket(msg, scratch)
+		if err != nil {
+			c.readFailed(wc, err)
+			return false
+		}
+		c.onPacket(p)
+	}
+	if cap(*scratch) > maxPooledBuf {
+		*scratch = nil
+	}
+	return true
 }
 
 // readFailed ends the session after the reader's error err, with Node's reason.
@@ -300,7 +328,7 @@ func (c *Conn) readFailed(wc *wsConn, err error) {
 	default:
 		// peer closed (close frame, EOF, reset) or the session closed the conn
 		c.finish(ReasonTransportClose, nil)
-		wc.conn.Close()
+		wc.closeConn()
 		return
 	}
 	wc.lingerClose(code, func() { c.finish(reason, err) })
@@ -347,7 +375,7 @@ func (wc *wsConn) readMessage(max int, d *deflater) (op ws.OpCode, msg []byte, b
 	compressed := false
 	started := false
 	for {
-		h, err := ws.ReadHeaderBuffer(wc.r, wc.rhdr[:])
+		h, err := ws.ReadHeaderBuffer(wc, wc.rhdr[:])
 		if err != nil {
 			return 0, nil, buf, err
 		}
@@ -390,7 +418,7 @@ func (wc *wsConn) readMessage(max int, d *deflater) (op ws.OpCode, msg []byte, b
 		n := len(msg)
 		msg = growLen(msg, int(h.Length))
 		*buf = msg
-		if _, err := io.ReadFull(wc.r, msg[n:]); err != nil {
+		if _, err := io.ReadFull(wc, msg[n:]); err != nil {
 			return 0, nil, buf, err
 		}
 		if h.Masked {
@@ -426,13 +454,19 @@ func (wc *wsConn) handleControl(h ws.Header) error {
 		return errWSProtocol
 	}
 	p := make([]byte, h.Length)
-	if _, err := io.ReadFull(wc.r, p); err != nil {
+	if _, err := io.ReadFull(wc, p); err != nil {
 		return err
 	}
 	if h.Masked {
 		ws.Cipher(p, h.Mask, 0)
 	}
-	switch h.OpCode {
+	return wc.answerControl(h.OpCode, p)
+}
+
+// answerControl answers a control frame with (unmasked) payload p: a ping
+// with a pong, a close with a close (errWSClosed: reading ends).
+func (wc *wsConn) answerControl(op ws.OpCode, p []byte) error {
+	switch op {
 	case ws.OpPing:
 		return wc.writeControl(ws.OpPong, p)
 	case ws.OpClose:
@@ -475,7 +509,7 @@ func (wc *wsConn) writeText(s string) error {
 func (wc *wsConn) closeWith(code ws.StatusCode) {
 	wc.sendClose(code)
 	if !wc.lingering.Load() {
-		wc.conn.Close()
+		wc.closeConn()
 	}
 }
 
@@ -522,14 +556,25 @@ func (wc *wsConn) lingerClose(code ws.StatusCode, finish func()) {
 		_ = tc.CloseWrite()
 	}
 	_ = wc.conn.SetReadDeadline(time.Now().Add(time.Second))
-	_, _ = io.CopyN(io.Discard, wc.r, 1<<20)
-	wc.conn.Close()
+	_, _ = io.CopyN(io.Discard, wc, 1<<20)
+	wc.closeConn()
 }
+
+// maxKeptBatch bounds the capacity (in packets) of the queue slices a session
+// keeps between bursts. Dropping a slice at every writer exit once it outgrew
+// 16 made a busy receiver (fan-out with bursts of 16+) regrow its queue from
+// scratch on every burst; the slices of an idle session are dropped at its
+// next heartbeat instead (onHeartbeat).
+const maxKeptBatch = 64
 
 // writeLoop drains the session queue to wc. It is started when packets are
 // queued on an idle websocket and exits as soon as the queue is empty, so an
 // idle session has no writer goroutine.
-func (c *Conn) writeLoop(wc *wsConn) {
+func (c *Conn) writeLoop(wc *wsConn) { c.drain(wc, -1) }
+
+// drain writes the queue to wc in batches (at most maxBatches when ≥ 0: then
+// a writer goroutine takes over what is left). The caller has set c.writing.
+func (c *Conn) drain(wc *wsConn, maxBatches int) {
 	var bw *bufio.Writer
 	defer func() {
 		if bw != nil {
@@ -547,7 +592,7 @@ func (c *Conn) writeLoop(wc *wsConn) {
 		if len(c.queue) == 0 {
 			c.writing = false
 			closing, reason := c.state == stateClosing, c.closeReason
-			if cap(c.spare) > 16 {
+			if cap(c.spare) > maxKeptBatch {
 				c.spare = nil
 			}
 			c.mu.Unlock()
@@ -556,6 +601,12 @@ func (c *Conn) writeLoop(wc *wsConn) {
 			}
 			return
 		}
+		if maxBatches == 0 {
+			c.mu.Unlock()
+			go c.writeLoop(wc) // c.writing stays set: the writer goroutine takes over
+			return
+		}
+		maxBatches--
 		batch := c.takeQueueLocked()
 		c.queue = c.spare[:0]
 		c.spare = nil
@@ -569,7 +620,7 @@ func (c *Conn) writeLoop(wc *wsConn) {
 		signalSent(batch)
 		clear(batch) // drop references to message data
 		c.mu.Lock()
-		if c.spare == nil && cap(batch) <= 64 {
+		if c.spare == nil && cap(batch) <= maxKeptBatch {
 			c.spare = batch[:0]
 		}
 		c.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,9 +20,9 @@ type client struct {
 	dec  parser.Decoder // used only by OnMessage, which the engine never calls concurrently
 
 	mu         sync.Mutex
-	sockets    map[string]*Socket // namespace name → connected socket
-	connecting map[string]bool    // namespaces with a CONNECT in progress
-	timer      *time.Timer        // connect timeout; nil once a namespace is joined
+	sockets    []*Socket       // connected sockets, one per namespace (few: a slice, not a map)
+	connecting map[string]bool // namespaces with a CONNECT in progress
+	timer      *time.Timer     // connect timeout; nil once a namespace is joined
 	closed     bool
 
 	// Attachment timer (Limits.AttachmentTimeout): armed while dec holds a binary packet waiting
@@ -29,6 +30,27 @@ type client struct {
 	attTimer *time.Timer
 	attGen   uint64
 	attArmed bool // OnMessage only
+}
+
+// socketLocked returns the connected socket of namespace name, or nil.
+func (c *client) socketLocked(name string) *Socket {
+	for _, s := range c.sockets {
+		if s.nsp.name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// setSocketLocked makes s the connected socket of its namespace.
+func (c *client) setSocketLocked(s *Socket) {
+	for i, o := range c.sockets {
+		if o.nsp.name == s.nsp.name {
+			c.sockets[i] = s
+			return
+		}
+	}
+	c.sockets = append(c.sockets, s)
 }
 
 func (s *Server) onEngineConnection(c *engineio.Conn) {
@@ -79,6 +101,22 @@ func (c *client) sendPacket(p *parser.Packet) {
 	c.send(adapter.Encode(p), false)
 }
 
+// sendReply sends an ack: written at once by the calling goroutine when the connection has nothing
+// being written (engineio.Conn.SendNow), so the reply does not wait for a writer goroutine to start.
+func (c *client) sendReply(p *parser.Packet) {
+	enc := adapter.Encode(p)
+	if len(enc.Attachments) == 0 {
+		_ = c.conn.SendNow(engineio.Message{Data: enc.Text})
+		return
+	}
+	msgs := make([]engineio.Message, 1+len(enc.Attachments))
+	msgs[0] = engineio.Message{Data: enc.Text}
+	for i, a := range enc.Attachments {
+		msgs[i+1] = engineio.Message{Data: a, Binary: true}
+	}
+	_ = c.conn.SendNow(msgs...)
+}
+
 // OnMessage implements engineio.Handler.
 func (c *client) OnMessage(_ *engineio.Conn, data []byte, binary bool) {
 	p, err := c.dec.Add(data, binary)
@@ -98,7 +136,7 @@ func (c *client) OnMessage(_ *engineio.Conn, data []byte, binary bool) {
 
 func (c *client) dispatch(p *parser.Packet) {
 	c.mu.Lock()
-	sock := c.sockets[p.Nsp]
+	sock := c.socketLocked(p.Nsp)
 	pending := c.connecting[p.Nsp]
 	closed := c.closed
 	c.mu.Unlock()
@@ -210,10 +248,7 @@ func (c *client) connect(name string, auth json.RawMessage) {
 		c.mu.Unlock()
 		return
 	}
-	if c.sockets == nil {
-		c.sockets = make(map[string]*Socket, 1)
-	}
-	c.sockets[name] = sock
+	c.setSocketLocked(sock)
 	if c.timer != nil {
 		c.timer.Stop()
 		c.timer = nil
@@ -240,8 +275,8 @@ func (c *client) sendConnectError(nsp, message string, data any) {
 // remove forgets a socket that left its namespace; the engine connection stays open.
 func (c *client) remove(s *Socket) {
 	c.mu.Lock()
-	if c.sockets[s.nsp.name] == s {
-		delete(c.sockets, s.nsp.name)
+	if i := slices.Index(c.sockets, s); i >= 0 {
+		c.sockets = slices.Delete(c.sockets, i, i+1)
 	}
 	c.mu.Unlock()
 }
@@ -262,10 +297,7 @@ func (c *client) OnClose(_ *engineio.Conn, reason string, _ error) {
 		c.attTimer.Stop()
 		c.attTimer = nil
 	}
-	socks := make([]*Socket, 0, len(c.sockets))
-	for _, s := range c.sockets {
-		socks = append(socks, s)
-	}
+	socks := slices.Clone(c.sockets)
 	c.mu.Unlock()
 	for _, s := range socks {
 		s.onClose(reason)
@@ -276,10 +308,7 @@ func (c *client) OnClose(_ *engineio.Conn, reason string, _ error) {
 // ("server namespace disconnect"), then the engine connection closes.
 func (c *client) disconnectAll() {
 	c.mu.Lock()
-	socks := make([]*Socket, 0, len(c.sockets))
-	for _, s := range c.sockets {
-		socks = append(socks, s)
-	}
+	socks := slices.Clone(c.sockets)
 	c.mu.Unlock()
 	for _, s := range socks {
 		s.disconnect(false)

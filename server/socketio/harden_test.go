@@ -417,8 +417,10 @@ func TestDeepJSONNesting(t *testing.T) {
 // websocket client the handler forwards it to receives valid UTF-8 (no 1007 close).
 func TestPollingInvalidUTF8Event(t *testing.T) {
 	io, url := newServer(t, Options{})
+	joined := make(chan bool, 4)
 	io.OnConnection(func(s *Socket) {
 		s.Join("room")
+		joined <- true
 		s.On("say", func(ev *Event) {
 			var text string
 			_ = ev.Decode(&text)
@@ -427,6 +429,9 @@ func TestPollingInvalidUTF8Event(t *testing.T) {
 		})
 	})
 	listener := dial(t, url, clienttest.Options{})
+	// The connection handlers run once the CONNECT answer is written: the client can see it (and the
+	// test go on to the broadcast) before the listener is in the room.
+	recv(t, joined)
 	p := dialPoll(t, url)
 	p.connect()
 	if st := p.post("420[\"say\",\"caf\xc3e \xff\xfe ok\"]"); st != 200 {

@@ -209,13 +209,13 @@ func (s *Socket) allowEvent(p *parser.Packet) bool {
 	}
 	b.dropped++
 	s.answerDropped(p)
-	s.nsp.srv.offenders.report("events:"+s.handshake.Address, "socketio: events dropped by rate limit",
-		"nsp", s.nsp.name, "socket", s.id, "address", s.handshake.Address,
+	s.nsp.srv.offenders.report("events:"+s.address(), "socketio: events dropped by rate limit",
+		"nsp", s.nsp.name, "socket", s.id, "address", s.address(),
 		"rate", lim.EventsPerSecond, "burst", lim.EventBurst)
 	if b.dropped > lim.EventBurst {
 		b.kicked = true
 		s.nsp.srv.log.Warn("socketio: socket disconnected for sustained event flood", "nsp", s.nsp.name,
-			"socket", s.id, "address", s.handshake.Address, "dropped", b.dropped, "window", lim.EventAbuseWindow)
+			"socket", s.id, "address", s.address(), "dropped", b.dropped, "window", lim.EventAbuseWindow)
 		go s.kickRateLimited()
 	}
 	return false
@@ -256,7 +256,7 @@ func (s *Socket) checkRooms(rooms []string) error {
 		return nil
 	}
 	s.nsp.srv.offenders.report("rooms:"+s.id, "socketio: join refused by room limit",
-		"nsp", s.nsp.name, "socket", s.id, "address", s.handshake.Address, "rooms", n, "limit", max)
+		"nsp", s.nsp.name, "socket", s.id, "address", s.address(), "rooms", n, "limit", max)
 	return ErrTooManyRooms
 }
 
@@ -273,10 +273,7 @@ func (c *client) admitNamespace(name string) bool {
 	if n < max {
 		return true
 	}
-	addr := ""
-	if hs := c.conn.Handshake(); hs != nil {
-		addr = hs.Address
-	}
+	addr := c.conn.ClientAddress()
 	c.srv.offenders.report("nsps:"+c.conn.ID(), "socketio: connect refused by namespace limit",
 		"conn", c.conn.ID(), "address", addr, "nsp", name, "limit", max)
 	c.sendConnectError(name, "Too many namespaces", nil)
@@ -371,12 +368,9 @@ func (c *client) attachmentsOverdue(gen uint64) {
 	if stale {
 		return
 	}
-	addr := ""
-	if hs := c.conn.Handshake(); hs != nil {
-		addr = hs.RemoteAddr
-		if host, _, err := net.SplitHostPort(addr); err == nil {
-			addr = host
-		}
+	addr := c.conn.RemoteAddr()
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		addr = host
 	}
 	c.srv.offenders.report("attachments:"+addr, "socketio: binary packet closed: attachments did not arrive in time",
 		"conn", c.conn.ID(), "address", addr, "timeout", c.srv.limits.AttachmentTimeout)
@@ -393,5 +387,5 @@ func (s *Socket) ackRoomLocked() bool {
 // reportAckLimit logs a refused ack registration (once per socket and window).
 func (s *Socket) reportAckLimit() {
 	s.nsp.srv.offenders.report("acks:"+s.id, "socketio: ack not registered: too many pending acknowledgements",
-		"nsp", s.nsp.name, "socket", s.id, "address", s.handshake.Address, "limit", s.nsp.srv.limits.MaxPendingAcks)
+		"nsp", s.nsp.name, "socket", s.id, "address", s.address(), "limit", s.nsp.srv.limits.MaxPendingAcks)
 }

@@ -58,14 +58,14 @@ type Socket struct {
 	client    *client
 	id        string
 	pid       string
-	handshake *Handshake
+	auth      string // the CONNECT payload; the rest of the handshake is the engine conn's
 	recovered bool
 	// recoveryOffset is the offset the client presented for a restored session (namespace.connect).
 	recoveryOffset string
 
 	mu              sync.Mutex
 	state           uint8
-	handlers        map[string][]func(*Event)
+	handlers        []eventHandler // in registration order; Off replaces the slice, On only appends
 	anyHandlers     []func(string, *Event)
 	onDisconnecting []func(string)
 	onDisconnect    []func(string)
@@ -86,6 +86,12 @@ type Socket struct {
 	queue   []task
 	running bool
 	space   chan struct{} // closed when the queue shrinks; created only when a writer waits
+}
+
+// eventHandler is one On registration. A socket has a few: a slice costs less than a map of slices.
+type eventHandler struct {
+	event string
+	fn    func(*Event)
 }
 
 type task struct {
@@ -114,7 +120,7 @@ func newSocket(n *Namespace, c *client, auth json.RawMessage, session *adapter.S
 			s.pid = newID()
 		}
 	}
-	s.handshake = buildHandshake(c.conn.Handshake(), auth)
+	s.auth = string(auth)
 	return s
 }
 
@@ -160,8 +166,22 @@ func (s *Socket) ID() string { return s.id }
 // Namespace returns the socket's namespace.
 func (s *Socket) Namespace() *Namespace { return s.nsp }
 
-// Handshake returns the handshake details. Do not modify.
-func (s *Socket) Handshake() *Handshake { return s.handshake }
+// Handshake returns the handshake details (a new copy on every call: the socket keeps them packed).
+func (s *Socket) Handshake() *Handshake {
+	return buildHandshake(s.client.conn.Handshake(), json.RawMessage(s.auth))
+}
+
+// address is Handshake().Address without building the handshake.
+func (s *Socket) address() string {
+	if a := s.client.conn.ClientAddress(); a != "" {
+		return a
+	}
+	a := s.client.conn.RemoteAddr()
+	if host, _, err := net.SplitHostPort(a); err == nil {
+		return host
+	}
+	return a
+}
 
 // Conn returns the engine connection (shared by the sockets of one client across namespaces).
 func (s *Socket) Conn() *engineio.Conn { return s.client.conn }
@@ -197,16 +217,23 @@ func (s *Socket) Data() any {
 func (s *Socket) On(event string, fn func(*Event)) {
 	s.mu.Lock()
 	if s.handlers == nil {
-		s.handlers = make(map[string][]func(*Event), 4)
+		s.handlers = make([]eventHandler, 0, 4)
 	}
-	s.handlers[event] = append(s.handlers[event], fn)
+	s.handlers = append(s.handlers, eventHandler{event, fn})
 	s.mu.Unlock()
 }
 
 // Off removes every handler of event.
 func (s *Socket) Off(event string) {
 	s.mu.Lock()
-	delete(s.handlers, event)
+	// a new slice: a dispatch may be iterating the old one
+	var kept []eventHandler
+	for _, h := range s.handlers {
+		if h.event != event {
+			kept = append(kept, h)
+		}
+	}
+	s.handlers = kept
 	s.mu.Unlock()
 }
 
@@ -479,10 +506,11 @@ func (s *Socket) disconnect(bool) {
 	if !s.isConnected() {
 		return
 	}
-	// Closed first, then the packet: a client that closes its transport as soon as it reads the
-	// DISCONNECT must not race this socket into the reason "transport close".
-	s.onClose("server namespace disconnect")
-	s.write(adapter.Encode(&parser.Packet{Type: parser.Disconnect, Nsp: s.nsp.name, ID: parser.NoID}), false)
+	// The reason is settled before the DISCONNECT is queued: a client that closes its transport as
+	// soon as it reads it must not make the socket end with "transport close" instead.
+	s.closeWith("server namespace disconnect", func() {
+		s.write(adapter.Encode(&parser.Packet{Type: parser.Disconnect, Nsp: s.nsp.name, ID: parser.NoID}), false)
+	})
 }
 
 // onPacket is called on the engine reader for a packet of this socket's namespace.
@@ -508,7 +536,11 @@ var recoverableReasons = map[string]bool{
 // onClose starts the disconnection: the socket stops being connected at once, pending acks fail, and
 // the disconnecting handlers, room cleanup and disconnect handlers run on the handler goroutine after
 // the events already queued.
-func (s *Socket) onClose(reason string) {
+func (s *Socket) onClose(reason string) { s.closeWith(reason, nil) }
+
+// closeWith is onClose that runs first, once the socket is marked closed by this call (and only
+// then), what must follow that mark (the DISCONNECT packet of a server-side disconnect).
+func (s *Socket) closeWith(reason string, first func()) {
 	s.mu.Lock()
 	prev := s.state
 	s.state = stateClosed
@@ -517,6 +549,9 @@ func (s *Socket) onClose(reason string) {
 	s.mu.Unlock()
 	if prev == stateClosed {
 		return
+	}
+	if first != nil {
+		first()
 	}
 	// The namespace slot of the client is free at once, so the client may CONNECT again.
 	s.client.remove(s)
@@ -628,18 +663,20 @@ func (s *Socket) onEvent(p *parser.Packet) {
 		ev.ack = func(data json.RawMessage, atts [][]byte) {
 			ap := newPacket(parser.Ack, s.nsp.name, data, atts)
 			ap.ID = id
-			s.client.sendPacket(ap)
+			s.client.sendReply(ap)
 		}
 	}
 	s.mu.Lock()
 	anys := s.anyHandlers
-	hs := s.handlers[name]
+	hs := s.handlers // On appends past len(hs) only; Off replaces the slice
 	s.mu.Unlock()
 	for _, h := range anys {
 		h(name, ev)
 	}
 	for _, h := range hs {
-		h(ev)
+		if h.event == name {
+			h.fn(ev)
+		}
 	}
 }
 
@@ -675,5 +712,5 @@ func (a *adapterSocket) Disconnect(close bool) { (*Socket)(a).Disconnect(close) 
 
 func (a *adapterSocket) Details() adapter.SocketDetails {
 	s := (*Socket)(a)
-	return adapter.SocketDetails{ID: s.id, Handshake: *s.handshake, Rooms: s.Rooms(), Data: s.Data()}
+	return adapter.SocketDetails{ID: s.id, Handshake: *s.Handshake(), Rooms: s.Rooms(), Data: s.Data()}
 }
