@@ -1,0 +1,459 @@
+// Package soak is the soak test of the Maoga server (issue 8, hardening): a real cmd/maoga process
+// with the embedded store, thousands of Socket.IO clients (clienttest) that connect, drop and
+// recover, chat in lobbies and directly, create, join and leave lobbies, queue for matchmaking and
+// cancel, and set their status, at random, for minutes. Afterwards:
+//
+//   - the server's goroutines, live heap and open file descriptors, read after a full GC once every
+//     client disconnected and a settle period, are back at the baseline read the same way after a
+//     warm-up run of the same scenario (Bounds);
+//   - the stored state passes internal/consistency and agrees with what the clients know (Compare):
+//     every user in the open lobby its client believes, no match request left active, every
+//     acknowledged chat message stored and no refused one;
+//   - no operation failed with an error the scenario does not provoke (IsExpected) or timed out,
+//     and the server logged no ERROR line and no panic and stopped cleanly on SIGTERM.
+//
+// cmd/soak is the driver (`make soak`, `make soak-short`).
+package soak
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/maoga/maoga/internal/consistency"
+	"github.com/maoga/maoga/models"
+)
+
+// Config is one soak run.
+type Config struct {
+	ServerBin string // the cmd/maoga binary
+	Clients   int
+	Duration  time.Duration // the measured load phase
+	WarmUp    time.Duration // the same scenario before the baseline
+	// Settle is the wait after every client disconnected, before reading resources (must exceed the
+	// server's RECOVERY_MAX_DISCONNECTION, 5s in ServerEnv).
+	Settle    time.Duration
+	OpTimeout time.Duration // an ack or REST answer slower than this is a failure
+	ThinkMin  time.Duration // pause between one client's steps
+	ThinkMax  time.Duration
+	Seed      uint64
+	WorkDir   string   // data dir and server log go here
+	ServerEnv []string // extra server settings (KEY=VALUE)
+	Bounds    Bounds
+	Log       io.Writer // progress lines; nil = discard
+}
+
+// Bounds are how far the after-load resources may stay above the baseline.
+type Bounds struct {
+	Goroutines int     `json:"goroutines"`
+	OpenFDs    int     `json:"openFds"`
+	HeapBytes  float64 `json:"heapBytes"`
+}
+
+// Report is the outcome; Failures empty means the run passed.
+type Report struct {
+	Clients        int          `json:"clients"`
+	DurationS      float64      `json:"durationSeconds"` // the measured phase
+	WarmUpS        float64      `json:"warmUpSeconds"`
+	WallS          float64      `json:"wallSeconds"` // the whole run, build excluded
+	ThinkMs        [2]int64     `json:"thinkMs"`
+	OpTimeoutMs    int64        `json:"opTimeoutMs"`
+	Seed           uint64       `json:"seed"`
+	ServerEnv      []string     `json:"serverEnv"`
+	Ops            []OpSummary  `json:"ops"`
+	Totals         Totals       `json:"totals"`
+	OpsPerSecond   float64      `json:"opsPerSecond"` // during the measured phase
+	ErrorSamples   []string     `json:"errorSamples,omitempty"`
+	Recovered      int          `json:"recoveredSessions"`
+	NotRecovered   int          `json:"freshSessionsAfterDrop"`
+	PeakSockets    float64      `json:"peakSocketsConnected"`
+	Baseline       Resources    `json:"baseline"`
+	After          Resources    `json:"after"`
+	Bounds         Bounds       `json:"bounds"`
+	Consistency    *ConsResult  `json:"consistency,omitempty"`
+	ModelMismatch  []string     `json:"modelMismatches,omitempty"`
+	StoreCounts    *StoreCounts `json:"store,omitempty"`
+	LogWarnings    int          `json:"serverLogWarnings"`
+	LogErrors      int          `json:"serverLogErrors"`
+	LogPanics      int          `json:"serverLogPanics"`
+	LogLines       []string     `json:"serverLogErrorLines,omitempty"`
+	ServerLog      string       `json:"serverLog"`
+	GoroutineDump  string       `json:"goroutineDump,omitempty"`
+	LoadAvgStart   string       `json:"loadAvgStart"`
+	LoadAvgEnd     string       `json:"loadAvgEnd"`
+	StartedAt      string       `json:"startedAt"`
+	Failures       []string     `json:"failures"`
+	UncertainUsers int          `json:"uncertainUsers"`
+}
+
+// ConsResult is the internal/consistency outcome.
+type ConsResult struct {
+	OK        bool           `json:"ok"`
+	Problems  []string       `json:"problems,omitempty"`
+	Tolerated map[string]int `json:"tolerated,omitempty"`
+	Counts    map[string]int `json:"documents"`
+}
+
+// StoreCounts summarise the stored state at the end.
+type StoreCounts struct {
+	Lobbies          map[string]int `json:"lobbiesByStatus"`
+	JoinedSeats      int            `json:"joinedMembersOfOpenLobbies"`
+	Messages         int            `json:"messages"`
+	AckedMessages    int            `json:"ackedMessages"`
+	UnsureMessages   int            `json:"unansweredMessages"`
+	UsersInLobbies   int            `json:"usersInOpenLobbiesByClients"`
+	ChatsWithTraffic int            `json:"chatsWithMessages"`
+}
+
+// Passed reports whether the run had no failure.
+func (r *Report) Passed() bool { return len(r.Failures) == 0 }
+
+func (r *Report) fail(format string, args ...any) {
+	r.Failures = append(r.Failures, fmt.Sprintf(format, args...))
+}
+
+// Run plays the soak. An error means the run could not be carried out (server did not start...);
+// a run that was carried out returns its Report, failed or not.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	logw := cfg.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	say := func(format string, args ...any) {
+		fmt.Fprintf(logw, "%s soak: %s\n", time.Now().UTC().Format("15:04:05"), fmt.Sprintf(format, args...))
+	}
+	began := time.Now()
+	rep := &Report{Clients: cfg.Clients, DurationS: cfg.Duration.Seconds(), WarmUpS: cfg.WarmUp.Seconds(),
+		ThinkMs: [2]int64{cfg.ThinkMin.Milliseconds(), cfg.ThinkMax.Milliseconds()}, OpTimeoutMs: cfg.OpTimeout.Milliseconds(),
+		Seed: cfg.Seed, Bounds: cfg.Bounds, LoadAvgStart: loadAvg(), StartedAt: began.UTC().Format(time.RFC3339), Failures: []string{}}
+	dataDir := filepath.Join(cfg.WorkDir, "data")
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, err
+	}
+	rep.ServerLog = filepath.Join(cfg.WorkDir, "server.log")
+	srv, err := StartServer(ctx, cfg.ServerBin, dataDir, rep.ServerLog, cfg.ServerEnv)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Kill()
+	rep.ServerEnv = srv.Env
+	say("server %s up (data %s)", srv.Base, dataDir)
+
+	api := NewAPI(srv.Base, 256, cfg.OpTimeout)
+	rec := NewRecorder()
+	users, err := registerUsers(ctx, api, rec, cfg.Clients, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	say("%d users registered", len(users))
+	w := newWorld(cfg, api, rec, users)
+	clients := make([]*vclient, len(users))
+	for i, u := range users {
+		clients[i] = newClient(w, u, cfg.Seed)
+	}
+
+	// Warm-up: the same scenario, so that pools and caches the load fills (store connections,
+	// buffers, per-user limiter entries) are in the baseline; then everyone leaves and it settles.
+	say("warm-up %v with %d clients", cfg.WarmUp, len(clients))
+	runPhase(ctx, clients, cfg.WarmUp, nil)
+	say("warm-up done; settling %v", cfg.Settle)
+	if err := sleepCtx(ctx, cfg.Settle); err != nil {
+		return nil, err
+	}
+	if rep.Baseline, err = srv.Measure(ctx); err != nil {
+		return nil, err
+	}
+	say("baseline: %s", rep.Baseline)
+	baseOps := countOps(rec)
+
+	say("load %v with %d clients", cfg.Duration, len(clients))
+	loadStart := time.Now()
+	peak := make(chan float64, 1)
+	runPhase(ctx, clients, cfg.Duration, func(pctx context.Context) {
+		var max float64
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-pctx.Done():
+				peak <- max
+				return
+			case <-t.C:
+				if m, err := srv.Metrics(pctx); err == nil {
+					if v := m["maoga_sockets_connected"]; v > max {
+						max = v
+					}
+					fmt.Fprintf(logw, "%s soak:   sockets=%.0f goroutines=%.0f heap=%.1fMB fds=%.0f ops=%d\n",
+						time.Now().UTC().Format("15:04:05"), m["maoga_sockets_connected"], m["go_goroutines"],
+						m["go_memstats_heap_alloc_bytes"]/1e6, m["process_open_fds"], countOps(rec))
+				}
+			}
+		}
+	})
+	loadTook := time.Since(loadStart)
+	rep.PeakSockets = <-peak
+	rep.OpsPerSecond = float64(countOps(rec)-baseOps) / loadTook.Seconds()
+
+	// Every client settles its matchmaking (cancel, or follow it to its lobby) and is gone already.
+	say("load done (%d ops); settling matchmaking of every client", countOps(rec)-baseOps)
+	settleAll(ctx, clients)
+	say("settling %v", cfg.Settle)
+	if err := sleepCtx(ctx, cfg.Settle); err != nil {
+		return nil, err
+	}
+	if rep.After, err = srv.Measure(ctx); err != nil {
+		return nil, err
+	}
+	say("after:    %s", rep.After)
+	checkResources(rep)
+	if rep.After.Goroutines > rep.Baseline.Goroutines+float64(cfg.Bounds.Goroutines) {
+		if dump, err := srv.GoroutineDump(ctx); err == nil {
+			rep.GoroutineDump = filepath.Join(cfg.WorkDir, "goroutines-after.txt")
+			_ = os.WriteFile(rep.GoroutineDump, dump, 0o644)
+		}
+	}
+
+	ops, tot, samples := rec.Summary()
+	rep.Ops, rep.Totals, rep.ErrorSamples = ops, tot, samples
+	w.mu.Lock()
+	rep.Recovered, rep.NotRecovered = w.recovered, w.notRecovered
+	w.mu.Unlock()
+	if tot.Unexpected > 0 {
+		rep.fail("%d operations failed with an unexpected error", tot.Unexpected)
+	}
+	if tot.Timeouts > 0 {
+		rep.fail("%d operations timed out (over %v)", tot.Timeouts, cfg.OpTimeout)
+	}
+
+	say("stopping the server (SIGTERM)")
+	if err := srv.Stop(30 * time.Second); err != nil {
+		rep.fail("%v", err)
+	}
+	rep.LogWarnings, rep.LogErrors, rep.LogPanics, rep.LogLines = srv.LogCounts(MaxLogLines)
+	if rep.LogErrors > 0 || rep.LogPanics > 0 {
+		rep.fail("the server logged %d ERROR lines and %d panics", rep.LogErrors, rep.LogPanics)
+	}
+
+	say("checking the stored state")
+	if err := checkStore(ctx, dataDir, clients, w, rep); err != nil {
+		return nil, err
+	}
+	rep.LoadAvgEnd = loadAvg()
+	rep.WallS = time.Since(began).Seconds()
+	return rep, nil
+}
+
+func (r Resources) String() string {
+	return fmt.Sprintf("goroutines=%.0f heap=%.1fMB inuse=%.1fMB rss=%.1fMB fds=%.0f threads=%.0f sockets=%.0f",
+		r.Goroutines, r.HeapAlloc/1e6, r.HeapInuse/1e6, r.RSS/1e6, r.OpenFDs, r.Threads, r.Sockets)
+}
+
+// checkResources compares After with Baseline within Bounds.
+func checkResources(rep *Report) {
+	b, a, lim := rep.Baseline, rep.After, rep.Bounds
+	if a.Sockets != 0 {
+		rep.fail("maoga_sockets_connected is %.0f after every client disconnected", a.Sockets)
+	}
+	if a.Goroutines > b.Goroutines+float64(lim.Goroutines) {
+		rep.fail("goroutines %.0f after, baseline %.0f (bound +%d)", a.Goroutines, b.Goroutines, lim.Goroutines)
+	}
+	if a.OpenFDs > b.OpenFDs+float64(lim.OpenFDs) {
+		rep.fail("open fds %.0f after, baseline %.0f (bound +%d)", a.OpenFDs, b.OpenFDs, lim.OpenFDs)
+	}
+	if a.HeapAlloc > b.HeapAlloc+lim.HeapBytes {
+		rep.fail("live heap %.1f MB after, baseline %.1f MB (bound +%.0f MB)", a.HeapAlloc/1e6, b.HeapAlloc/1e6, lim.HeapBytes/1e6)
+	}
+}
+
+func countOps(rec *Recorder) int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	n := 0
+	for _, s := range rec.ops {
+		for _, c := range s.counts {
+			n += c
+		}
+	}
+	return n
+}
+
+// runPhase runs every client for d (starts spread over the first second or so), and side alongside.
+func runPhase(ctx context.Context, clients []*vclient, d time.Duration, side func(context.Context)) {
+	pctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var wg sync.WaitGroup
+	if side != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); side(pctx) }()
+	}
+	spread := time.Duration(0)
+	if len(clients) > 0 {
+		spread = min(2*time.Second, d/4) / time.Duration(len(clients))
+	}
+	for i, c := range clients {
+		wg.Add(1)
+		go func(i int, c *vclient) {
+			defer wg.Done()
+			c.phase = pctx
+			c.sleep(ctx, spread*time.Duration(i))
+			c.run(ctx, pctx)
+		}(i, c)
+	}
+	wg.Wait()
+}
+
+// settleAll ends every client's matchmaking, 64 at a time.
+func settleAll(ctx context.Context, clients []*vclient) {
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(c *vclient) {
+			defer func() { <-sem; wg.Done() }()
+			c.settle(ctx)
+		}(c)
+	}
+	wg.Wait()
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// registerUsers creates n accounts over REST, 32 at a time.
+func registerUsers(ctx context.Context, api *API, rec *Recorder, n int, seed uint64) ([]*User, error) {
+	users := make([]*User, n)
+	prefix := fmt.Sprintf("s%x", (uint64(time.Now().UnixNano())^seed)%0xfffff)
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			name := fmt.Sprintf("%s_%d", prefix, i)
+			a := api.Call(ctx, "POST", "/api/auth/register", "", map[string]any{"username": name,
+				"email": name + "@soak.example", "password": "password123"})
+			rec.Record(OpRegister, false, a.Code, a.Message, a.Took)
+			var d struct {
+				User struct {
+					ID string `json:"id"`
+				} `json:"user"`
+				AccessToken string `json:"accessToken"`
+			}
+			if a.Code == "" {
+				if err := decodeJSON(a.Data, &d); err != nil || d.User.ID == "" {
+					a.Code, a.Message = "BAD_BODY", string(a.Data)
+				}
+			}
+			if a.Code != "" {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = fmt.Errorf("register %s: %s %s", name, a.Code, a.Message)
+				}
+				mu.Unlock()
+				return
+			}
+			users[i] = &User{ID: d.User.ID, Name: name, Token: d.AccessToken, Index: i}
+		}(i)
+	}
+	wg.Wait()
+	return users, firstErr
+}
+
+// checkStore opens the stopped server's data dir and runs internal/consistency and Compare.
+func checkStore(ctx context.Context, dataDir string, clients []*vclient, w *world, rep *Report) error {
+	st, err := models.Open(ctx, models.Config{DataDir: dataDir, Database: "maoga",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return fmt.Errorf("opening the data dir: %w", err)
+	}
+	defer st.Close(ctx)
+	cr, err := consistency.Check(ctx, st.DB())
+	if err != nil {
+		return err
+	}
+	res := &ConsResult{OK: cr.OK(), Problems: cr.Problems, Tolerated: map[string]int{}, Counts: cr.Counts}
+	for k, v := range cr.Tolerated {
+		res.Tolerated[k] = len(v)
+	}
+	if len(res.Problems) > 50 {
+		res.Problems = append(res.Problems[:50], fmt.Sprintf("... and %d more", len(cr.Problems)-50))
+	}
+	rep.Consistency = res
+	if !cr.OK() {
+		rep.fail("internal/consistency: %d problems", len(cr.Problems))
+	}
+	view, err := ReadStore(ctx, st.DB())
+	if err != nil {
+		return err
+	}
+	m := &Model{LobbyOf: map[string]string{}, Uncertain: map[string]bool{}, Acked: w.acked, Unsure: w.unsure}
+	for _, c := range clients {
+		m.LobbyOf[c.u.ID] = c.lobby
+		if c.uncertain {
+			m.Uncertain[c.u.ID] = true
+		}
+	}
+	rep.UncertainUsers = len(m.Uncertain)
+	mism := Compare(m, view)
+	if len(mism) > 0 {
+		rep.fail("the stored state disagrees with the clients %d times", len(mism))
+		if len(mism) > 50 {
+			mism = append(mism[:50], fmt.Sprintf("... and %d more", len(mism)-50))
+		}
+	}
+	rep.ModelMismatch = mism
+	sc := &StoreCounts{Lobbies: view.Lobbies, JoinedSeats: view.JoinedSeats, ChatsWithTraffic: len(view.Messages)}
+	for _, n := range view.Messages {
+		sc.Messages += n
+	}
+	for _, n := range w.acked {
+		sc.AckedMessages += n
+	}
+	for _, n := range w.unsure {
+		sc.UnsureMessages += n
+	}
+	for _, l := range m.LobbyOf {
+		if l != "" {
+			sc.UsersInLobbies++
+		}
+	}
+	if sc.UsersInLobbies != sc.JoinedSeats && rep.UncertainUsers == 0 {
+		rep.fail("%d users in open lobbies by their clients, %d joined members stored", sc.UsersInLobbies, sc.JoinedSeats)
+	}
+	rep.StoreCounts = sc
+	return nil
+}
+
+// loadAvg is the first three fields of /proc/loadavg ("" where there is none).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	var a, b1, c string
+	if _, err := fmt.Sscan(string(b), &a, &b1, &c); err != nil {
+		return ""
+	}
+	return a + " " + b1 + " " + c
+}
+
+// ErrFailed is returned by cmd/soak's run when the report has failures.
+var ErrFailed = errors.New("soak failed")
