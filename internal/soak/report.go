@@ -55,7 +55,8 @@ func (r *Report) WriteTable(out io.Writer) {
 			tol = append(tol, fmt.Sprintf("%s=%d", k, v))
 		}
 		sort.Strings(tol)
-		fmt.Fprintf(out, "\nconsistency: %d problems; tolerated: %s\n", len(c.Problems), strings.Join(tol, ", "))
+		fmt.Fprintf(out, "\nconsistency: %d problems; tolerated: %s; documents %v; unread counts checked for %d users\n",
+			len(c.Problems), strings.Join(tol, ", "), c.Counts, c.UnreadCountsChecked)
 	}
 	if s := r.StoreCounts; s != nil {
 		fmt.Fprintf(out, "store: lobbies %v, %d joined members of open lobbies (%d by the clients), %d messages in %d chats (%d acked, %d unanswered)\n",

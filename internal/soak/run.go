@@ -98,6 +98,8 @@ type ConsResult struct {
 	Problems  []string       `json:"problems,omitempty"`
 	Tolerated map[string]int `json:"tolerated,omitempty"`
 	Counts    map[string]int `json:"documents"`
+	// UnreadCountsChecked: users whose unread-count query was compared with their documents.
+	UnreadCountsChecked int `json:"unreadCountsChecked"`
 }
 
 // StoreCounts summarise the stored state at the end.
@@ -161,8 +163,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// Warm-up: the same scenario, so that pools and caches the load fills (store connections,
 	// buffers, per-user limiter entries) are in the baseline; then everyone leaves and it settles.
 	say("warm-up %v with %d clients", cfg.WarmUp, len(clients))
-	runPhase(ctx, clients, cfg.WarmUp, nil)
-	say("warm-up done; settling %v", cfg.Settle)
+	runPhase(ctx, cfg, clients, cfg.WarmUp, nil)
+	say("warm-up done; filling the store connection pool")
+	fillPool(ctx, api, users, 5*time.Second)
+	api.HTTP.CloseIdleConnections() // the driver's keep-alive connections are not the server's state
+	say("settling %v", cfg.Settle)
 	if err := sleepCtx(ctx, cfg.Settle); err != nil {
 		return nil, err
 	}
@@ -175,7 +180,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	say("load %v with %d clients", cfg.Duration, len(clients))
 	loadStart := time.Now()
 	peak := make(chan float64, 1)
-	runPhase(ctx, clients, cfg.Duration, func(pctx context.Context) {
+	runPhase(ctx, cfg, clients, cfg.Duration, func(pctx context.Context) {
 		var max float64
 		t := time.NewTicker(5 * time.Second)
 		defer t.Stop()
@@ -203,6 +208,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// Every client settles its matchmaking (cancel, or follow it to its lobby) and is gone already.
 	say("load done (%d ops); settling matchmaking of every client", countOps(rec)-baseOps)
 	settleAll(ctx, clients)
+	api.HTTP.CloseIdleConnections()
 	say("settling %v", cfg.Settle)
 	if err := sleepCtx(ctx, cfg.Settle); err != nil {
 		return nil, err
@@ -241,7 +247,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	say("checking the stored state")
-	if err := checkStore(ctx, dataDir, clients, w, rep); err != nil {
+	if err := checkStore(ctx, dataDir, clients, w, rep, say); err != nil {
 		return nil, err
 	}
 	rep.LoadAvgEnd = loadAvg()
@@ -283,8 +289,8 @@ func countOps(rec *Recorder) int {
 	return n
 }
 
-// runPhase runs every client for d (starts spread over the first second or so), and side alongside.
-func runPhase(ctx context.Context, clients []*vclient, d time.Duration, side func(context.Context)) {
+// runPhase runs every client for d, and side alongside.
+func runPhase(ctx context.Context, cfg Config, clients []*vclient, d time.Duration, side func(context.Context)) {
 	pctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -292,18 +298,21 @@ func runPhase(ctx context.Context, clients []*vclient, d time.Duration, side fun
 		wg.Add(1)
 		go func() { defer wg.Done(); side(pctx) }()
 	}
-	spread := time.Duration(0)
-	if len(clients) > 0 {
-		spread = min(2*time.Second, d/4) / time.Duration(len(clients))
-	}
-	for i, c := range clients {
+	// Clients start at random moments over the first pause (at most half the phase), as they
+	// would arrive, not all in the same second.
+	spread := min(cfg.ThinkMax, d/2)
+	for _, c := range clients {
 		wg.Add(1)
-		go func(i int, c *vclient) {
+		var delay time.Duration
+		if spread > 0 {
+			delay = time.Duration(c.rng.Int64N(int64(spread)))
+		}
+		go func(c *vclient) {
 			defer wg.Done()
 			c.phase = pctx
-			c.sleep(ctx, spread*time.Duration(i))
+			c.sleep(ctx, delay)
 			c.run(ctx, pctx)
-		}(i, c)
+		}(c)
 	}
 	wg.Wait()
 }
@@ -334,11 +343,32 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// registerUsers creates n accounts over REST, 32 at a time.
+// fillPool keeps 200 concurrent reads (GET /api/users/me: the bearer check loads the user) going for
+// d, so that the server's store connection pool grows to its maximum (maxPoolSize 100) before the
+// baseline: a pool that grew during the load is not a leak, and is not counted as one.
+func fillPool(ctx context.Context, api *API, users []*User, d time.Duration) {
+	pctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func(u *User) {
+			defer wg.Done()
+			for pctx.Err() == nil {
+				api.Call(ctx, "GET", "/api/users/me", u.Token, nil)
+			}
+		}(users[i%len(users)])
+	}
+	wg.Wait()
+}
+
+// registerUsers creates n accounts over REST, 8 at a time (the embedded store writes one
+// transaction at a time; more in parallel only queue). Registration is set-up, not load: a 503 is
+// retried (after a timeout the account may exist: then the user logs in).
 func registerUsers(ctx context.Context, api *API, rec *Recorder, n int, seed uint64) ([]*User, error) {
 	users := make([]*User, n)
 	prefix := fmt.Sprintf("s%x", (uint64(time.Now().UnixNano())^seed)%0xfffff)
-	sem := make(chan struct{}, 32)
+	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
@@ -348,48 +378,77 @@ func registerUsers(ctx context.Context, api *API, rec *Recorder, n int, seed uin
 		go func(i int) {
 			defer func() { <-sem; wg.Done() }()
 			name := fmt.Sprintf("%s_%d", prefix, i)
-			a := api.Call(ctx, "POST", "/api/auth/register", "", map[string]any{"username": name,
-				"email": name + "@soak.example", "password": "password123"})
-			rec.Record(OpRegister, false, a.Code, a.Message, a.Took)
-			var d struct {
-				User struct {
-					ID string `json:"id"`
-				} `json:"user"`
-				AccessToken string `json:"accessToken"`
-			}
-			if a.Code == "" {
-				if err := decodeJSON(a.Data, &d); err != nil || d.User.ID == "" {
-					a.Code, a.Message = "BAD_BODY", string(a.Data)
-				}
-			}
-			if a.Code != "" {
+			u, err := registerOne(ctx, api, rec, name)
+			if err != nil {
 				mu.Lock()
 				if firstErr == nil {
-					firstErr = fmt.Errorf("register %s: %s %s", name, a.Code, a.Message)
+					firstErr = err
 				}
 				mu.Unlock()
 				return
 			}
-			users[i] = &User{ID: d.User.ID, Name: name, Token: d.AccessToken, Index: i}
+			u.Index = i
+			users[i] = u
 		}(i)
 	}
 	wg.Wait()
 	return users, firstErr
 }
 
+func registerOne(ctx context.Context, api *API, rec *Recorder, name string) (*User, error) {
+	path, body := "/api/auth/register", map[string]any{"username": name, "email": name + "@soak.example", "password": "password123"}
+	var a Answer
+	for attempt := 0; attempt < 5; attempt++ {
+		a = api.Call(ctx, "POST", path, "", body)
+		rec.Record(OpRegister, false, a.Code, a.Message, a.Took)
+		switch {
+		case a.Code == "":
+			var d struct {
+				User struct {
+					ID string `json:"id"`
+				} `json:"user"`
+				AccessToken string `json:"accessToken"`
+			}
+			if err := decodeJSON(a.Data, &d); err != nil || d.User.ID == "" || d.AccessToken == "" {
+				return nil, fmt.Errorf("register %s: answer %.200s", name, a.Data)
+			}
+			return &User{ID: d.User.ID, Name: name, Token: d.AccessToken}, nil
+		case a.Code == "CONFLICT" && attempt > 0: // an earlier attempt went through after all
+			path, body = "/api/auth/login", map[string]any{"login": name, "password": "password123"}
+			continue
+		case a.Code == "SERVICE_UNAVAILABLE" || a.Code == "TIMEOUT":
+			if err := sleepCtx(ctx, time.Second); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		break
+	}
+	return nil, fmt.Errorf("register %s: %s %s", name, a.Code, a.Message)
+}
+
+// UnreadCountUsers is how many users' unread-notification count query internal/consistency compares
+// with their documents (all users would take minutes on the embedded store, which scans).
+const UnreadCountUsers = 60
+
 // checkStore opens the stopped server's data dir and runs internal/consistency and Compare.
-func checkStore(ctx context.Context, dataDir string, clients []*vclient, w *world, rep *Report) error {
+func checkStore(ctx context.Context, dataDir string, clients []*vclient, w *world, rep *Report, say func(string, ...any)) error {
+	start := time.Now()
 	st, err := models.Open(ctx, models.Config{DataDir: dataDir, Database: "maoga",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return fmt.Errorf("opening the data dir: %w", err)
 	}
 	defer st.Close(ctx)
-	cr, err := consistency.Check(ctx, st.DB())
+	say("store opened in %v", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	cr, err := consistency.CheckWith(ctx, st.DB(), consistency.Options{UnreadCountUsers: UnreadCountUsers})
 	if err != nil {
 		return err
 	}
-	res := &ConsResult{OK: cr.OK(), Problems: cr.Problems, Tolerated: map[string]int{}, Counts: cr.Counts}
+	say("internal/consistency took %v: %s", time.Since(start).Round(time.Millisecond), cr.Summary())
+	res := &ConsResult{OK: cr.OK(), Problems: cr.Problems, Tolerated: map[string]int{}, Counts: cr.Counts,
+		UnreadCountsChecked: cr.UnreadCountsChecked}
 	for k, v := range cr.Tolerated {
 		res.Tolerated[k] = len(v)
 	}
