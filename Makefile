@@ -107,8 +107,8 @@ soak-bin:
 	@mkdir -p test-output
 	$(GO) build -o bin/ ./cmd/maoga ./cmd/soak
 soak: soak-bin
-	bin/soak -server bin/maoga -clients $(SOAK_CLIENTS) -duration $(SOAK_DURATION) -warmup 30s -settle 10s \
-		-think-min 20s -think-max 60s -json $(SOAK_JSON) $(SOAK_FLAGS)
+	bin/soak -server bin/maoga -clients $(SOAK_CLIENTS) -duration $(SOAK_DURATION) -warmup 90s -settle 10s \
+		-think-min 60s -think-max 190s -json $(SOAK_JSON) $(SOAK_FLAGS)
 soak-short: soak-bin
-	bin/soak -server bin/maoga -clients 300 -duration 40s -warmup 8s -settle 8s \
-		-think-min 3s -think-max 8s -json $(SOAK_SHORT_JSON) $(SOAK_FLAGS)
+	bin/soak -server bin/maoga -clients 300 -duration 40s -warmup 10s -settle 8s \
+		-think-min 10s -think-max 20s -json $(SOAK_SHORT_JSON) $(SOAK_FLAGS)
