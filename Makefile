@@ -95,7 +95,7 @@ test-web: web-deps
 # goroutines, live heap and open fds must be back at the warmed-up baseline, the stored state must pass
 # internal/consistency and agree with the clients, and no call may fail unexpectedly or time out.
 # Prints a table, writes the JSON report to SOAK_JSON, exits 1 on failure. `make soak`: 10 minutes;
-# `make soak-short`: 300 clients for 40 s, about 75 s in all. SOAK_FLAGS adds driver flags (see
+# `make soak-short`: 300 clients for 35 s, about 80 s in all. SOAK_FLAGS adds driver flags (see
 # `bin/soak -h`), e.g. SOAK_FLAGS=-seed=42.
 SOAK_CLIENTS ?= 2500
 SOAK_DURATION ?= 10m
@@ -110,5 +110,5 @@ soak: soak-bin
 	bin/soak -server bin/maoga -clients $(SOAK_CLIENTS) -duration $(SOAK_DURATION) -warmup 90s -settle 10s \
 		-think-min 60s -think-max 190s -json $(SOAK_JSON) $(SOAK_FLAGS)
 soak-short: soak-bin
-	bin/soak -server bin/maoga -clients 300 -duration 40s -warmup 10s -settle 8s \
+	bin/soak -server bin/maoga -clients 300 -duration 35s -warmup 8s -settle 7s \
 		-think-min 10s -think-max 20s -json $(SOAK_SHORT_JSON) $(SOAK_FLAGS)

@@ -385,8 +385,9 @@ func (v *vclient) step(ctx context.Context) {
 	v.drainEvents()
 	connected := v.connected()
 	if !connected {
-		if v.conn != nil { // closed by the server: not something the scenario does
-			v.w.rec.Record(OpConnect, false, "SERVER_CLOSED", "the server ended the connection", 0)
+		if v.conn != nil { // gone without the client closing it: not something the scenario does
+			reason, err := v.conn.WaitDisconnect(ctx)
+			v.w.rec.Record(OpConnect, false, "CONNECTION_LOST", fmt.Sprintf("connection lost: %s %v", reason, err), 0)
 			v.conn = nil
 		}
 		v.connect(ctx)

@@ -298,9 +298,10 @@ func runPhase(ctx context.Context, cfg Config, clients []*vclient, d time.Durati
 		wg.Add(1)
 		go func() { defer wg.Done(); side(pctx) }()
 	}
-	// Clients start at random moments over the first pause (at most half the phase), as they
-	// would arrive, not all in the same second.
-	spread := min(cfg.ThinkMax, d/2)
+	// Clients start at random moments over the longest pause (at most three quarters of the phase),
+	// as they would arrive, not all in the same second: a connect costs the store more than most
+	// steps (presence, the notification counts).
+	spread := min(cfg.ThinkMax, d*3/4)
 	for _, c := range clients {
 		wg.Add(1)
 		var delay time.Duration
