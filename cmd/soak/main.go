@@ -31,6 +31,7 @@ func run() int {
 	flag.DurationVar(&cfg.OpTimeout, "op-timeout", 10*time.Second, "an ack or REST answer slower than this fails the run")
 	flag.DurationVar(&cfg.ThinkMin, "think-min", 500*time.Millisecond, "shortest pause between one client's steps")
 	flag.DurationVar(&cfg.ThinkMax, "think-max", 2500*time.Millisecond, "longest pause between one client's steps")
+	flag.DurationVar(&cfg.Leave, "leave", 10*time.Second, "at the end of a phase clients close over this long (a thousand disconnects in one instant overload the embedded store)")
 	flag.Uint64Var(&cfg.Seed, "seed", uint64(time.Now().UnixNano()), "random seed")
 	flag.IntVar(&cfg.Bounds.Goroutines, "max-goroutines", 20, "goroutines allowed above the baseline after the run")
 	flag.IntVar(&cfg.Bounds.OpenFDs, "max-fds", 10, "open fds allowed above the baseline after the run")

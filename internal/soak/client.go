@@ -313,7 +313,6 @@ func (v *vclient) sleep(ctx context.Context, d time.Duration) {
 // run plays the scenario until phase ends, then closes the connection. Calls run under ctx.
 func (v *vclient) run(ctx, phase context.Context) {
 	v.phase = phase
-	defer func() { v.phase = nil }()
 	for phase.Err() == nil && ctx.Err() == nil {
 		v.step(ctx)
 		cfg := v.w.cfg
@@ -323,8 +322,14 @@ func (v *vclient) run(ctx, phase context.Context) {
 		}
 		v.sleep(ctx, think)
 	}
+	v.phase = nil
 	v.drainEvents()
 	if v.conn != nil {
+		// Clients leave over Config.Leave, not all in the same millisecond: each disconnect writes
+		// presence to the store, and a thousand at once time out on the embedded store.
+		if l := v.w.cfg.Leave; l > 0 {
+			v.sleep(ctx, time.Duration(v.rng.Int64N(int64(l))))
+		}
 		v.conn.Close()
 		v.conn = nil
 	}

@@ -35,7 +35,8 @@ func (r *Report) WriteTable(out io.Writer) {
 	tw.Flush()
 	fmt.Fprintf(out, "\nsocket acks p50 %.1f ms, p99 %.1f ms, max %.1f ms; REST p50 %.1f ms, p99 %.1f ms, max %.1f ms; %.0f ops/s in the load phase\n",
 		t.AckP50ms, t.AckP99ms, t.AckMaxms, t.RestP50ms, t.RestP99ms, t.RestMaxms, r.OpsPerSecond)
-	fmt.Fprintf(out, "drops: %d sessions recovered, %d fresh; peak sockets connected %.0f\n\n", r.Recovered, r.NotRecovered, r.PeakSockets)
+	fmt.Fprintf(out, "drops: %d sessions recovered, %d fresh; peak sockets connected %.0f; sockets drained %.1fs after the last client closed\n\n",
+		r.Recovered, r.NotRecovered, r.PeakSockets, r.DrainS)
 
 	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "server\tbaseline\tafter\tbound\t")

@@ -40,6 +40,7 @@ type Config struct {
 	// server's RECOVERY_MAX_DISCONNECTION, 5s in ServerEnv).
 	Settle    time.Duration
 	OpTimeout time.Duration // an ack or REST answer slower than this is a failure
+	Leave     time.Duration // at the end of a phase clients close over this long, at random moments
 	ThinkMin  time.Duration // pause between one client's steps
 	ThinkMax  time.Duration
 	Seed      uint64
@@ -63,6 +64,7 @@ type Report struct {
 	WarmUpS        float64      `json:"warmUpSeconds"`
 	WallS          float64      `json:"wallSeconds"` // the whole run, build excluded
 	ThinkMs        [2]int64     `json:"thinkMs"`
+	LeaveS         float64      `json:"leaveSeconds"`
 	OpTimeoutMs    int64        `json:"opTimeoutMs"`
 	Seed           uint64       `json:"seed"`
 	ServerEnv      []string     `json:"serverEnv"`
@@ -90,6 +92,9 @@ type Report struct {
 	StartedAt      string       `json:"startedAt"`
 	Failures       []string     `json:"failures"`
 	UncertainUsers int          `json:"uncertainUsers"`
+	// DrainS: seconds until the server counted no connected socket after the last client closed
+	// (its disconnect handlers write presence to the store).
+	DrainS float64 `json:"drainSeconds"`
 }
 
 // ConsResult is the internal/consistency outcome.
@@ -132,7 +137,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	began := time.Now()
 	rep := &Report{Clients: cfg.Clients, DurationS: cfg.Duration.Seconds(), WarmUpS: cfg.WarmUp.Seconds(),
-		ThinkMs: [2]int64{cfg.ThinkMin.Milliseconds(), cfg.ThinkMax.Milliseconds()}, OpTimeoutMs: cfg.OpTimeout.Milliseconds(),
+		ThinkMs: [2]int64{cfg.ThinkMin.Milliseconds(), cfg.ThinkMax.Milliseconds()}, LeaveS: cfg.Leave.Seconds(), OpTimeoutMs: cfg.OpTimeout.Milliseconds(),
 		Seed: cfg.Seed, Bounds: cfg.Bounds, LoadAvgStart: loadAvg(), StartedAt: began.UTC().Format(time.RFC3339), Failures: []string{}}
 	dataDir := filepath.Join(cfg.WorkDir, "data")
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
@@ -167,6 +172,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	say("warm-up done; filling the store connection pool")
 	fillPool(ctx, api, users, 5*time.Second)
 	api.HTTP.CloseIdleConnections() // the driver's keep-alive connections are not the server's state
+	if err := drain(ctx, srv, say); err != nil {
+		return nil, err
+	}
 	say("settling %v", cfg.Settle)
 	if err := sleepCtx(ctx, cfg.Settle); err != nil {
 		return nil, err
@@ -209,6 +217,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	say("load done (%d ops); settling matchmaking of every client", countOps(rec)-baseOps)
 	settleAll(ctx, clients)
 	api.HTTP.CloseIdleConnections()
+	drainStart := time.Now()
+	if err := drain(ctx, srv, say); err != nil {
+		rep.fail("%v", err)
+	}
+	rep.DrainS = time.Since(drainStart).Seconds()
 	say("settling %v", cfg.Settle)
 	if err := sleepCtx(ctx, cfg.Settle); err != nil {
 		return nil, err
@@ -258,6 +271,34 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 func (r Resources) String() string {
 	return fmt.Sprintf("goroutines=%.0f heap=%.1fMB inuse=%.1fMB rss=%.1fMB fds=%.0f threads=%.0f sockets=%.0f",
 		r.Goroutines, r.HeapAlloc/1e6, r.HeapInuse/1e6, r.RSS/1e6, r.OpenFDs, r.Threads, r.Sockets)
+}
+
+// MaxDrain bounds the wait for the server's disconnect handlers after every client closed.
+const MaxDrain = 3 * time.Minute
+
+// drain waits until maoga_sockets_connected is 0: every client closed its connection, and the
+// server runs each disconnect's handlers (presence, lastActive) before it stops counting the socket.
+func drain(ctx context.Context, srv *Server, say func(string, ...any)) error {
+	start := time.Now()
+	for {
+		m, err := srv.Metrics(ctx)
+		if err != nil {
+			return err
+		}
+		n := m["maoga_sockets_connected"]
+		if n == 0 {
+			if d := time.Since(start); d > time.Second {
+				say("sockets drained in %v", d.Round(100*time.Millisecond))
+			}
+			return nil
+		}
+		if time.Since(start) > MaxDrain {
+			return fmt.Errorf("%.0f sockets still counted connected %v after every client closed", n, MaxDrain)
+		}
+		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // checkResources compares After with Baseline within Bounds.
