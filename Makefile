@@ -97,7 +97,7 @@ test-web: web-deps
 # Prints a table, writes the JSON report to SOAK_JSON, exits 1 on failure. `make soak`: 10 minutes;
 # `make soak-short`: 300 clients for 35 s, about 80 s in all. SOAK_FLAGS adds driver flags (see
 # `bin/soak -h`), e.g. SOAK_FLAGS=-seed=42.
-SOAK_CLIENTS ?= 2500
+SOAK_CLIENTS ?= 1000
 SOAK_DURATION ?= 10m
 SOAK_JSON ?= test-output/soak.json
 SOAK_SHORT_JSON ?= test-output/soak-short.json
@@ -107,8 +107,8 @@ soak-bin:
 	@mkdir -p test-output
 	$(GO) build -o bin/ ./cmd/maoga ./cmd/soak
 soak: soak-bin
-	bin/soak -server bin/maoga -clients $(SOAK_CLIENTS) -duration $(SOAK_DURATION) -warmup 90s -settle 10s \
-		-think-min 60s -think-max 190s -json $(SOAK_JSON) $(SOAK_FLAGS)
+	bin/soak -server bin/maoga -clients $(SOAK_CLIENTS) -duration $(SOAK_DURATION) -warmup 150s -settle 10s -leave 60s \
+		-think-min 60s -think-max 180s -json $(SOAK_JSON) $(SOAK_FLAGS)
 soak-short: soak-bin
-	bin/soak -server bin/maoga -clients 300 -duration 35s -warmup 8s -settle 7s \
+	bin/soak -server bin/maoga -clients 300 -duration 35s -warmup 8s -settle 6s -leave 3s \
 		-think-min 10s -think-max 20s -json $(SOAK_SHORT_JSON) $(SOAK_FLAGS)

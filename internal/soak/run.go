@@ -471,7 +471,7 @@ func registerOne(ctx context.Context, api *API, rec *Recorder, name string) (*Us
 
 // UnreadCountUsers is how many users' unread-notification count query internal/consistency compares
 // with their documents (all users would take minutes on the embedded store, which scans).
-const UnreadCountUsers = 60
+const UnreadCountUsers = 30
 
 // checkStore opens the stopped server's data dir and runs internal/consistency and Compare.
 func checkStore(ctx context.Context, dataDir string, clients []*vclient, w *world, rep *Report, say func(string, ...any)) error {
