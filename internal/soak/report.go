@@ -78,6 +78,9 @@ func (r *Report) WriteTable(out io.Writer) {
 			fmt.Fprintln(out, "  consistency:", s)
 		}
 	}
+	if r.FDDump != "" {
+		fmt.Fprintln(out, "open fds by kind, baseline and after:", r.FDDump)
+	}
 	if r.GoroutineDump != "" {
 		fmt.Fprintln(out, "goroutine profile after the run:", r.GoroutineDump)
 	}

@@ -87,6 +87,7 @@ type Report struct {
 	LogLines       []string     `json:"serverLogErrorLines,omitempty"`
 	ServerLog      string       `json:"serverLog"`
 	GoroutineDump  string       `json:"goroutineDump,omitempty"`
+	FDDump         string       `json:"fdDump,omitempty"` // open fds by kind, baseline and after, when over the bound
 	LoadAvgStart   string       `json:"loadAvgStart"`
 	LoadAvgEnd     string       `json:"loadAvgEnd"`
 	StartedAt      string       `json:"startedAt"`
@@ -183,6 +184,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	say("baseline: %s", rep.Baseline)
+	baseFDs := srv.FDSummary()
 	baseOps := countOps(rec)
 
 	say("load %v with %d clients", cfg.Duration, len(clients))
@@ -231,6 +233,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	say("after:    %s", rep.After)
 	checkResources(rep)
+	if rep.After.OpenFDs > rep.Baseline.OpenFDs+float64(cfg.Bounds.OpenFDs) {
+		rep.FDDump = filepath.Join(cfg.WorkDir, "fds-after.txt")
+		_ = os.WriteFile(rep.FDDump, []byte("baseline:\n"+baseFDs+"\nafter:\n"+srv.FDSummary()), 0o644)
+	}
 	if rep.After.Goroutines > rep.Baseline.Goroutines+float64(cfg.Bounds.Goroutines) {
 		if dump, err := srv.GoroutineDump(ctx); err == nil {
 			rep.GoroutineDump = filepath.Join(cfg.WorkDir, "goroutines-after.txt")

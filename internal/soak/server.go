@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -375,4 +376,103 @@ func decodeJSON(b []byte, v any) error {
 		return errors.New("empty body")
 	}
 	return json.Unmarshal(b, v)
+}
+
+// FDSummary lists the server's open file descriptors by kind (/proc/<pid>/fd): files by path,
+// pipes and anonymous inodes by kind, sockets by TCP state and local/remote address
+// (/proc/net/tcp, tcp6). For the report when fds do not come back. "" where /proc is missing.
+func (s *Server) FDSummary() string {
+	pid := s.cmd.Process.Pid
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return ""
+	}
+	tcp := tcpSockets(pid)
+	counts := map[string]int{}
+	for _, e := range ents {
+		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
+		if err != nil {
+			continue
+		}
+		key := target
+		switch {
+		case strings.HasPrefix(target, "socket:["):
+			inode := strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")
+			if t, ok := tcp[inode]; ok {
+				key = "tcp " + t
+			} else {
+				key = "socket (not tcp)"
+			}
+		case strings.HasPrefix(target, "pipe:"):
+			key = "pipe"
+		case strings.HasPrefix(target, "anon_inode:"):
+			key = target
+		}
+		counts[key]++
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return counts[keys[i]] > counts[keys[j]] || counts[keys[i]] == counts[keys[j]] && keys[i] < keys[j]
+	})
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d open fds of pid %d\n", len(ents), pid)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%6d  %s\n", counts[k], k)
+	}
+	return b.String()
+}
+
+// tcpSockets maps socket inodes to "STATE local -> remote" with the server's own listening port
+// kept and ephemeral ports replaced by "*", so that sockets of one kind group together.
+func tcpSockets(pid int) map[string]string {
+	states := map[string]string{"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1",
+		"05": "FIN_WAIT2", "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"}
+	out := map[string]string{}
+	listening := map[string]bool{}
+	type row struct{ local, remote, state, inode string }
+	var rows []row
+	for _, f := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, f))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fs := strings.Fields(line)
+			if len(fs) < 10 {
+				continue
+			}
+			r := row{local: fs[1], remote: fs[2], state: states[fs[3]], inode: fs[9]}
+			if r.state == "LISTEN" {
+				listening[port(r.local)] = true
+			}
+			rows = append(rows, r)
+		}
+	}
+	for _, r := range rows {
+		lp, rp := port(r.local), port(r.remote)
+		if !listening[lp] {
+			lp = "*"
+		}
+		if !listening[rp] {
+			rp = "*"
+		}
+		out[r.inode] = fmt.Sprintf("%s :%s -> :%s", r.state, lp, rp)
+	}
+	return out
+}
+
+// port is the decimal port of a /proc/net/tcp address ("0100007F:1F90").
+func port(addr string) string {
+	_, hex, ok := strings.Cut(addr, ":")
+	if !ok {
+		return "?"
+	}
+	n, err := strconv.ParseUint(hex, 16, 32)
+	if err != nil {
+		return "?"
+	}
+	return strconv.FormatUint(n, 10)
 }
