@@ -98,8 +98,10 @@ func TestThreeProcesses(t *testing.T) {
 		}
 	}
 	r.Restart()
+	restarted := time.Now()
 	n2.waitReady(t, 15*time.Second)
 	n3.waitReady(t, 15*time.Second)
+	t.Logf("Redis down 3s: both nodes ready again %v after its restart", time.Since(restarted).Round(time.Millisecond))
 	// A friend request made on node 3 reaches B's socket on node 2, once.
 	n3.call(t, "POST", "/api/friends/requests", cTok, map[string]any{"userId": bID})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -479,8 +479,10 @@ func (s *Socket) disconnect(bool) {
 	if !s.isConnected() {
 		return
 	}
-	s.write(adapter.Encode(&parser.Packet{Type: parser.Disconnect, Nsp: s.nsp.name, ID: parser.NoID}), false)
+	// Closed first, then the packet: a client that closes its transport as soon as it reads the
+	// DISCONNECT must not race this socket into the reason "transport close".
 	s.onClose("server namespace disconnect")
+	s.write(adapter.Encode(&parser.Packet{Type: parser.Disconnect, Nsp: s.nsp.name, ID: parser.NoID}), false)
 }
 
 // onPacket is called on the engine reader for a packet of this socket's namespace.

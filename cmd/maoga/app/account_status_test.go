@@ -353,3 +353,55 @@ func TestCORSModes(t *testing.T) {
 		t.Fatalf("development websocket with a foreign Origin: %v", err)
 	}
 }
+
+// TestSuspendedOnEveryNode: a user with an idle socket on each of two nodes (one Redis, one shared
+// store) is suspended through node 1's service. The periodic sweep is off (testConfig), so only the
+// user.account.status.changed event crossing Redis can reach node 2: both sockets get `error`
+// ACCESS_DENIED and are disconnected within a second, node 2 refuses REST and a reconnect, and
+// another user's socket on node 2 stays.
+func TestSuspendedOnEveryNode(t *testing.T) {
+	r := redisserver.Start(t)
+	store, err := sharedstore.Start(context.Background(), t.TempDir(), "127.0.0.1:0", quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(store.Stop) // registered first: runs after both nodes shut down
+	cfg := testConfig(t.TempDir())
+	cfg.MongoURI, cfg.MongoDatabase, cfg.RedisURL = store.URI(), "suspendcluster", r.URL()
+	n1 := startClusterNode(t, cfg) // first alone: it creates the collections and indexes
+	n2 := startClusterNode(t, cfg)
+
+	id, tok := n1.register(t)
+	_, otherTok := n2.register(t)
+	s1, s2 := dialURL(t, n1.url, tok), dialURL(t, n2.url, tok)
+	defer s1.Close()
+	defer s2.Close()
+	other := dialURL(t, n2.url, otherTok)
+	defer other.Close()
+
+	start := time.Now()
+	if _, err := n1.app.Users.SetAccountStatus(context.Background(), id, "suspended", "cluster test"); err != nil {
+		t.Fatal(err)
+	}
+	t1 := waitAccessDenied(t, s1, "suspended", start)
+	t2 := waitAccessDenied(t, s2, "suspended", start)
+	t.Logf("idle sockets disconnected after %v (node 1, where the change was made) and %v (node 2, through Redis)",
+		t1.Round(time.Millisecond), t2.Round(time.Millisecond))
+	if t1 > time.Second || t2 > time.Second {
+		t.Fatalf("disconnected after %v / %v, want within 1s", t1, t2)
+	}
+	if res := n2.rawCall(t, "GET", "/api/users/me", tok); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("REST on node 2 after the suspension: %d", res.StatusCode)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = clienttest.Dial(ctx, n2.url, clienttest.Options{Auth: map[string]any{"token": tok}})
+	if ce, ok := err.(*clienttest.ConnectError); !ok || ce.Message != "Account is suspended" {
+		t.Fatalf("reconnect to node 2: %v", err)
+	}
+	select {
+	case <-other.Done():
+		t.Fatal("another user's socket on node 2 was disconnected")
+	default:
+	}
+}

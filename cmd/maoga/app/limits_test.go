@@ -62,6 +62,7 @@ func TestEventRateLimit(t *testing.T) {
 			limited++
 		}
 	}
+	t.Logf("%d of 10 back-to-back events refused with RATE_LIMITED (SOCKET_EVENT_RATE 2, burst 5)", limited)
 	if limited < 4 || limited > 6 { // 5 tokens of burst, a little refill while the loop runs
 		t.Fatalf("%d of 10 events rate limited, want about 5", limited)
 	}
