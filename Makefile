@@ -108,7 +108,7 @@ soak-bin:
 	$(GO) build -o bin/ ./cmd/maoga ./cmd/soak
 soak: soak-bin
 	bin/soak -server bin/maoga -clients $(SOAK_CLIENTS) -duration $(SOAK_DURATION) -warmup 150s -settle 10s -leave 60s \
-		-think-min 60s -think-max 180s -json $(SOAK_JSON) $(SOAK_FLAGS)
+		-think-min 180s -think-max 420s -json $(SOAK_JSON) $(SOAK_FLAGS)
 soak-short: soak-bin
 	bin/soak -server bin/maoga -clients 300 -duration 35s -warmup 8s -settle 6s -leave 3s \
 		-think-min 10s -think-max 20s -json $(SOAK_SHORT_JSON) $(SOAK_FLAGS)
