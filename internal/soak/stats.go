@@ -149,7 +149,8 @@ type OpSummary struct {
 	Maxms      float64        `json:"maxms"`
 }
 
-// Totals sums the operations and gives the latency percentiles of socket acks and REST calls.
+// Totals sums the operations and gives the latency percentiles of socket acks and of the REST calls
+// of the scenario (registration, the set-up, has its own line).
 type Totals struct {
 	Ops        int     `json:"ops"`
 	OK         int     `json:"ok"`
@@ -191,7 +192,7 @@ func (r *Recorder) Summary() ([]OpSummary, Totals, []string) {
 		switch {
 		case s.socket:
 			acks = append(acks, s.lat...)
-		case op != OpConnect && op != OpDisconnect && op != OpDrop:
+		case op != OpConnect && op != OpDisconnect && op != OpDrop && op != OpRegister: // registration is set-up
 			rest = append(rest, s.lat...)
 		}
 	}
