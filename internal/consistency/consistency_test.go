@@ -271,3 +271,33 @@ func TestLeftoversAreTolerated(t *testing.T) {
 	}
 	t.Log(r.Summary())
 }
+
+// The unread-count sample takes the users with unread notifications first, then spreads over the rest.
+func TestCountSample(t *testing.T) {
+	var users []bson.ObjectID
+	for i := 0; i < 10; i++ {
+		users = append(users, bson.NewObjectID())
+	}
+	s := &state{r: &Report{}, notes: []*models.Notification{
+		{UserID: users[7], Status: models.NotificationUnread},
+		{UserID: users[3], Status: models.NotificationRead},
+		{UserID: users[9], Status: models.NotificationUnread},
+	}}
+	got := s.countSample(users, 4)
+	if len(got) != 4 || got[0] != users[7] || got[1] != users[9] {
+		t.Fatalf("sample %v: want users 7 and 9 first, 4 in all", got)
+	}
+	seen := map[bson.ObjectID]bool{}
+	for _, u := range got {
+		if seen[u] {
+			t.Fatalf("user %s twice in %v", u.Hex(), got)
+		}
+		seen[u] = true
+	}
+	if got[2] != users[0] || got[3] == users[1] { // 8 others, 2 wanted: every 4th
+		t.Fatalf("rest of the sample %v not spread over the others", got[2:])
+	}
+	if all := s.countSample(users, 20); len(all) != 10 {
+		t.Fatalf("sample of 20 from 10 users has %d", len(all))
+	}
+}

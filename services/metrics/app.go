@@ -23,9 +23,11 @@ type App struct {
 	HTTPSeconds  *HistogramVec
 }
 
-// NewApp registers the application metrics in a fresh registry.
+// NewApp registers the application metrics, and the Go runtime and process gauges (RegisterRuntime),
+// in a fresh registry.
 func NewApp() *App {
 	r := NewRegistry()
+	RegisterRuntime(r)
 	return &App{
 		Registry:         r,
 		SocketsConnected: r.Gauge("maoga_sockets_connected", "Socket.IO sockets currently connected."),

@@ -42,9 +42,18 @@ func (k kind) String() string {
 
 // Registry holds metric families in registration order.
 type Registry struct {
-	mu   sync.Mutex
-	fams []*family
-	byNm map[string]bool
+	mu       sync.Mutex
+	fams     []*family
+	byNm     map[string]bool
+	onScrape []func()
+}
+
+// OnScrape adds fn to what runs at the start of every WriteText, before any value is read: a
+// collector reads a snapshot (e.g. runtime.ReadMemStats) there once for several GaugeFuncs.
+func (r *Registry) OnScrape(fn func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onScrape = append(r.onScrape, fn)
 }
 
 // NewRegistry returns an empty registry.
@@ -58,6 +67,10 @@ type family struct {
 
 	mu     sync.RWMutex
 	series map[string]*series
+
+	// read, for a family registered with GaugeFunc/CounterFunc, is called at every scrape for the
+	// one unlabelled value.
+	read func() float64
 }
 
 type series struct {
@@ -77,13 +90,17 @@ func addFloat(a *atomic.Uint64, d float64) {
 }
 
 func (r *Registry) register(name, help string, k kind, buckets []float64, labels []string) *family {
+	return r.registerFunc(name, help, k, buckets, labels, nil)
+}
+
+func (r *Registry) registerFunc(name, help string, k kind, buckets []float64, labels []string, read func() float64) *family {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.byNm[name] {
 		panic("metrics: duplicate metric " + name)
 	}
 	r.byNm[name] = true
-	f := &family{name: name, help: help, kind: k, labels: labels, buckets: buckets, series: map[string]*series{}}
+	f := &family{name: name, help: help, kind: k, labels: labels, buckets: buckets, series: map[string]*series{}, read: read}
 	r.fams = append(r.fams, f)
 	return f
 }
@@ -177,6 +194,18 @@ func (g Gauge) Dec() { g.Add(-1) }
 // Value reads the gauge (tests).
 func (g Gauge) Value() float64 { return math.Float64frombits(g.s.val.Load()) }
 
+// GaugeFunc registers an unlabelled gauge whose value read returns at each scrape (runtime and
+// process state: goroutines, heap, open file descriptors). read must be safe for concurrent use.
+func (r *Registry) GaugeFunc(name, help string, read func() float64) {
+	r.registerFunc(name, help, gaugeKind, nil, nil, read)
+}
+
+// CounterFunc registers an unlabelled counter whose value read returns at each scrape; read must
+// never go down (e.g. CPU seconds, GC cycles).
+func (r *Registry) CounterFunc(name, help string, read func() float64) {
+	r.registerFunc(name, help, counterKind, nil, nil, read)
+}
+
 // HistogramVec is a histogram family.
 type HistogramVec struct{ f *family }
 
@@ -223,7 +252,11 @@ func (r *Registry) WriteText(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	r.mu.Lock()
 	fams := append([]*family(nil), r.fams...)
+	hooks := append([]func(){}, r.onScrape...)
 	r.mu.Unlock()
+	for _, fn := range hooks {
+		fn()
+	}
 	for _, f := range fams {
 		fmt.Fprintf(bw, "# HELP %s %s\n# TYPE %s %s\n", f.name, escapeHelp(f.help), f.name, f.kind)
 		f.mu.RLock()
@@ -232,6 +265,10 @@ func (r *Registry) WriteText(w io.Writer) error {
 			list = append(list, s)
 		}
 		f.mu.RUnlock()
+		if f.read != nil {
+			fmt.Fprintf(bw, "%s %s\n", f.name, num(f.read()))
+			continue
+		}
 		sort.Slice(list, func(i, j int) bool {
 			return strings.Join(list[i].values, "\xff") < strings.Join(list[j].values, "\xff")
 		})

@@ -305,6 +305,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	rest.RegisterLobbies(a.API, a.Lobbies)             // /lobbies (lobby helper)
 	rest.RegisterChats(a.API, a.Chat)                  // /chats (chat helper)
 	rest.RegisterMatchmaking(a.API, a.Matchmaking)     // /matchmaking (matchmaking helper)
+	if cfg.DebugEndpoints {
+		rest.RegisterDebug(a.API.Echo) // /debug/pprof/, POST /debug/gc (loopback only; soak test)
+	}
 	// rest.RegisterGames / RegisterMatchmaking / RegisterLobbies / RegisterChats (issue 4)
 	// ────────────────────────────────────────────────────────────────────────────────────────────────
 

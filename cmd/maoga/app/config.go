@@ -69,6 +69,8 @@ const DevJWTSecret = "maoga-development-secret-do-not-use-in-production"
 //	LOBBY_IDLE_TIMEOUT 30m          a forming/ready lobby with no change and no chat message for this
 //	                                long is closed (lobby:closed, reason idle_timeout); "off" disables
 //	LOBBY_ACTIVE_TIMEOUT 6h         the same for a started (active) lobby: collects abandoned games
+//	DEBUG_ENDPOINTS   false         true: /debug/pprof/ and POST /debug/gc (a full GC, then the
+//	                                runtime numbers as JSON), answered to loopback peers only
 //
 //	APP_ENV           development   development | production. production refuses to start with the
 //	                                development JWT secret or with CORS_ORIGINS unset or "*" (it must
@@ -141,6 +143,9 @@ type Config struct {
 	// AccountSweepInterval is how often each node checks that the users connected to it are still
 	// active (socket.SweepInactiveAccounts; no environment variable). 0: 10s; negative: off.
 	AccountSweepInterval time.Duration
+	// DebugEndpoints is DEBUG_ENDPOINTS: serve /debug/pprof/ and POST /debug/gc to loopback peers
+	// (handlers/rest/debug.go; the soak test reads its baselines after a forced GC). Default off.
+	DebugEndpoints bool
 
 	EdgeConfig // scale-out and edge settings (cluster helper; end of this file)
 }
@@ -291,6 +296,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 		if err := (matchmaking.Config{Regions: c.MatchRegions}).Validate(); err != nil {
 			problems = append(problems, fmt.Errorf("MATCH_REGIONS=%q: %w", v, err))
+		}
+	}
+	if v := strings.TrimSpace(getenv("DEBUG_ENDPOINTS")); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("DEBUG_ENDPOINTS=%q: want true or false (1 or 0)", v))
+		} else {
+			c.DebugEndpoints = b
 		}
 	}
 	problems = append(problems, c.EdgeConfig.fromEnv(getenv)...) // scale-out and edge (cluster helper)

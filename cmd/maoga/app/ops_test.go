@@ -26,6 +26,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 	}
 	register(t)
 	call(t, "GET", "/no/such/route", "", nil)
+	expect(t, call(t, "POST", "/debug/gc", "", nil), 404, "NOT_FOUND") // DEBUG_ENDPOINTS is off
 	r = call(t, "GET", "/metrics", "", nil)
 	text := string(r.Raw)
 	if r.Status != 200 || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain; version=0.0.4") {
@@ -39,6 +40,8 @@ func TestHealthReadyMetrics(t *testing.T) {
 		"# TYPE maoga_sockets_connected gauge",
 		"# TYPE maoga_socket_events_in_total counter",
 		"# TYPE maoga_socket_handler_duration_seconds histogram",
+		"# TYPE go_goroutines gauge", "process_open_fds ", "go_memstats_heap_alloc_bytes ",
+		"process_resident_memory_bytes ",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("metrics lack %s", want)
