@@ -19,7 +19,7 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 # All tests: Go with -race (unit, integration, multi-node), then the JS suites with the real npm clients.
-test: fmt-check vet test-go fuzz-short test-js bench-smoke test-web
+test: fmt-check vet test-go fuzz-short test-js bench-smoke test-web soak-short
 
 test-go: js-deps interop-deps
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...

@@ -99,6 +99,9 @@ type Options struct {
 	RetryInterval time.Duration
 	// UpdateAttempts bounds the retries of one versioned update; default 32.
 	UpdateAttempts int
+	// UncertainDelay is how long a seat waits after a lobby write whose outcome is unknown (timed out,
+	// store gone, caller gone) before the lobby is read to decide whether to release it; default 3s.
+	UncertainDelay time.Duration
 	Now            func() time.Time
 }
 
@@ -133,6 +136,9 @@ func New(o Options) *Service {
 	}
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = time.Minute
+	}
+	if o.UncertainDelay <= 0 {
+		o.UncertainDelay = 3 * time.Second
 	}
 	if o.RetryInterval <= 0 {
 		o.RetryInterval = time.Second
@@ -278,8 +284,11 @@ func (s *Service) insert(ctx context.Context, l *models.Lobby, members []bson.Ob
 		return errs.Conflict("already in an open lobby").WithDetails(map[string]any{"userIds": busy})
 	}
 	if _, err := s.lobbies.InsertOne(ctx, l); err != nil {
-		release()
-		return errs.Internal(fmt.Errorf("insert lobby: %w", err))
+		err = errs.Internal(fmt.Errorf("insert lobby: %w", err))
+		for _, id := range seated {
+			s.releaseSeatAfter(err, id, l.ID)
+		}
+		return err
 	}
 	s.publish(events.LobbyCreated, l, "", "")
 	return nil
@@ -416,7 +425,7 @@ func (s *Service) Join(ctx context.Context, lobbyID, userID string) (*models.Lob
 	})
 	if err != nil {
 		if created {
-			s.releaseSeat(uid, lid)
+			s.releaseSeatAfter(err, uid, lid)
 		}
 		return nil, err
 	}
@@ -1064,8 +1073,53 @@ func (s *Service) releaseSeat(uid, lid bson.ObjectID) {
 	s.dropSeats(seatRelease{user: uid, lobby: lid})
 }
 
+// releaseSeatAfter frees the seat claimed for a lobby write that failed with err. A refusal (the lobby
+// is full, closed, ...) wrote nothing: the seat goes at once. Any other failure (timeout, store gone,
+// caller gone) may still be applied by the store after we gave up on it; releasing the seat of a
+// member stored that way let the user sit in a second open lobby (found by the soak test under
+// overload). Such a seat is released only after UncertainDelay, once a read of the lobby shows the
+// user is not a joined member (retryReleases); meanwhile the user gets "already in an open lobby".
+func (s *Service) releaseSeatAfter(err error, uid, lid bson.ObjectID) {
+	if !uncertain(err) {
+		s.releaseSeat(uid, lid)
+		return
+	}
+	s.pendingMu.Lock()
+	if s.pending == nil {
+		s.pending = map[seatRelease]time.Time{}
+	}
+	s.pending[seatRelease{user: uid, lobby: lid, verify: true}] = s.now()
+	s.pendingMu.Unlock()
+}
+
+// uncertain reports whether a failed write may have been applied anyway.
+func uncertain(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	code := errs.CodeOf(err)
+	return code == errs.CodeInternal || code == errs.CodeServiceUnavailable
+}
+
+// verifiedRelease performs a verify release: the seat goes unless the lobby lists the user as joined.
+func (s *Service) verifiedRelease(ctx context.Context, r seatRelease) error {
+	l, err := s.Find(ctx, r.lobby.Hex())
+	if err != nil && !errs.Is(err, errs.CodeLobbyNotFound) {
+		return err
+	}
+	if l != nil && IsJoined(l, r.user.Hex()) {
+		return nil // the write landed: the seat is the member's
+	}
+	return s.deleteSeat(ctx, r.user, r.lobby)
+}
+
 // seatRelease names seats to delete: the user's seat in lobby, or every seat of lobby (zero user).
-type seatRelease struct{ user, lobby bson.ObjectID }
+// verify: release only if the lobby, read once the write that failed has had time to land, does not
+// list the user as joined.
+type seatRelease struct {
+	user, lobby bson.ObjectID
+	verify      bool
+}
 
 // deleteSeats deletes the seats r names, one user's seat at a time (see deleteSeat).
 func (s *Service) deleteSeats(ctx context.Context, r seatRelease) error {
@@ -1131,8 +1185,12 @@ func (s *Service) retryReleases(ctx context.Context) {
 	s.pendingMu.Lock()
 	list := make([]seatRelease, 0, len(s.pending))
 	for r, since := range s.pending {
-		if s.now().Sub(since) > seatGrace {
+		age := s.now().Sub(since)
+		if age > seatGrace {
 			delete(s.pending, r)
+			continue
+		}
+		if r.verify && age < s.o.UncertainDelay {
 			continue
 		}
 		list = append(list, r)
@@ -1142,7 +1200,13 @@ func (s *Service) retryReleases(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err := s.deleteSeats(ctx, r); err != nil {
+		var err error
+		if r.verify {
+			err = s.verifiedRelease(ctx, r)
+		} else {
+			err = s.deleteSeats(ctx, r)
+		}
+		if err != nil {
 			if !errs.IsUnavailable(err) {
 				s.log.Error("releasing lobby seats failed", "userId", hexOrEmpty(r.user), "lobbyId", r.lobby.Hex(), "err", err)
 			}

@@ -875,3 +875,61 @@ func TestReleaseStaleSeats(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A join whose answer was lost (timeout, store gone, caller gone) may still have been applied: its
+// seat is released only once a read of the lobby, after UncertainDelay, shows the user is not a joined
+// member. Releasing it at once let a user sit in two open lobbies (soak test under overload).
+func TestUncertainJoinKeepsTheSeatOfAStoredMember(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	seats := store.Collection(models.LobbySeatsCollection)
+	l1 := e.create(t, newUser(t), "casual")
+	l2 := e.create(t, newUser(t), "casual")
+	lost := errs.Internal(context.DeadlineExceeded)
+
+	// landed: the write was applied, only its answer was lost.
+	landed := newUser(t)
+	must[*models.Lobby](t)(e.svc.Join(ctx, l1.ID.Hex(), landed))
+	lid, _ := models.ParseID(landed)
+	e.svc.ReleaseSeatAfter(lost, lid, l1.ID)
+	// notLanded: the seat was claimed, the lobby write never happened.
+	notLanded := newUser(t)
+	nid, _ := models.ParseID(notLanded)
+	if _, err := seats.InsertOne(ctx, models.LobbySeat{UserID: nid, LobbyID: l1.ID, CreatedAt: e.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	e.svc.ReleaseSeatAfter(lost, nid, l1.ID)
+	if n := e.svc.PendingReleases(); n != 2 {
+		t.Fatalf("%d pending releases, want 2", n)
+	}
+
+	// Before the delay nothing is released: the write might still land.
+	e.svc.RetryReleases(ctx)
+	if n, _ := seats.CountDocuments(ctx, bson.M{"_id": bson.M{"$in": bson.A{lid, nid}}}); n != 2 {
+		t.Fatalf("%d seats before the delay, want 2", n)
+	}
+	_, err := e.svc.Join(ctx, l2.ID.Hex(), notLanded)
+	code(t, err, errs.CodeJoinError)
+
+	e.clock.Add(4 * time.Second) // past the default UncertainDelay (3s)
+	e.svc.RetryReleases(ctx)
+	if n := e.svc.PendingReleases(); n != 0 {
+		t.Fatalf("%d pending releases after the delay", n)
+	}
+	// The stored member keeps its seat, so it cannot sit in a second lobby.
+	_, err = e.svc.Join(ctx, l2.ID.Hex(), landed)
+	code(t, err, errs.CodeJoinError)
+	// The other one's seat is gone: it may join.
+	must[*models.Lobby](t)(e.svc.Join(ctx, l2.ID.Hex(), notLanded))
+
+	// A refusal wrote nothing: its seat goes at once.
+	refused := newUser(t)
+	rid, _ := models.ParseID(refused)
+	if _, err := seats.InsertOne(ctx, models.LobbySeat{UserID: rid, LobbyID: l1.ID, CreatedAt: e.clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	e.svc.ReleaseSeatAfter(errs.New(errs.CodeJoinError, "lobby is full"), rid, l1.ID)
+	if n, _ := seats.CountDocuments(ctx, bson.M{"_id": rid}); n != 0 || e.svc.PendingReleases() != 0 {
+		t.Fatalf("refused join: %d seats, %d pending", n, e.svc.PendingReleases())
+	}
+}
