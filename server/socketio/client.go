@@ -83,11 +83,7 @@ func (c *client) send(enc *adapter.Encoded, volatile bool) {
 		}
 		return
 	}
-	msgs := make([]engineio.Message, 1+len(enc.Attachments))
-	msgs[0] = engineio.Message{Data: enc.Text}
-	for i, a := range enc.Attachments {
-		msgs[i+1] = engineio.Message{Data: a, Binary: true}
-	}
+	msgs := messagesOf(enc)
 	if volatile {
 		c.conn.SendVolatile(msgs...)
 		return
@@ -109,12 +105,17 @@ func (c *client) sendReply(p *parser.Packet) {
 		_ = c.conn.SendNow(engineio.Message{Data: enc.Text})
 		return
 	}
+	_ = c.conn.SendNow(messagesOf(enc)...)
+}
+
+// messagesOf is an encoded packet with attachments as engine messages: the text, then each binary.
+func messagesOf(enc *adapter.Encoded) []engineio.Message {
 	msgs := make([]engineio.Message, 1+len(enc.Attachments))
 	msgs[0] = engineio.Message{Data: enc.Text}
 	for i, a := range enc.Attachments {
 		msgs[i+1] = engineio.Message{Data: a, Binary: true}
 	}
-	_ = c.conn.SendNow(msgs...)
+	return msgs
 }
 
 // OnMessage implements engineio.Handler.
