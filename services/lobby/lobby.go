@@ -1084,12 +1084,19 @@ func (s *Service) releaseSeatAfter(err error, uid, lid bson.ObjectID) {
 		s.releaseSeat(uid, lid)
 		return
 	}
+	s.keepRelease(seatRelease{user: uid, lobby: lid, verify: true})
+}
+
+// keepRelease records r for retryReleases, with when it was first kept.
+func (s *Service) keepRelease(r seatRelease) {
 	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
 	if s.pending == nil {
 		s.pending = map[seatRelease]time.Time{}
 	}
-	s.pending[seatRelease{user: uid, lobby: lid, verify: true}] = s.now()
-	s.pendingMu.Unlock()
+	if _, ok := s.pending[r]; !ok {
+		s.pending[r] = s.now()
+	}
 }
 
 // uncertain reports whether a failed write may have been applied anyway.
@@ -1164,14 +1171,7 @@ func (s *Service) dropSeats(r seatRelease) {
 		return
 	}
 	if errs.IsUnavailable(err) {
-		s.pendingMu.Lock()
-		if s.pending == nil {
-			s.pending = map[seatRelease]time.Time{}
-		}
-		if _, ok := s.pending[r]; !ok {
-			s.pending[r] = s.now()
-		}
-		s.pendingMu.Unlock()
+		s.keepRelease(r)
 		s.log.Warn("releasing lobby seats failed: store unavailable; retrying until it is back",
 			"userId", hexOrEmpty(r.user), "lobbyId", r.lobby.Hex())
 		return
