@@ -16,8 +16,6 @@ import (
 
 	"github.com/maoga/maoga/clienttest"
 	"github.com/maoga/maoga/cmd/maoga/app"
-	"github.com/maoga/maoga/internal/redisserver"
-	"github.com/maoga/maoga/internal/sharedstore"
 	"github.com/maoga/maoga/services/events"
 )
 
@@ -146,14 +144,7 @@ func TestSuspendedUserLosesAccessAtOnce(t *testing.T) {
 // as an operator would on a cluster) bans a user by username: the node disconnects the user's socket
 // at once. Bad arguments are usage errors (2), an unknown user a failure (1).
 func TestAdminSetStatusCommand(t *testing.T) {
-	r := redisserver.Start(t)
-	store, err := sharedstore.Start(context.Background(), t.TempDir(), "127.0.0.1:0", quietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Stop)
-	cfg := testConfig(t.TempDir())
-	cfg.MongoURI, cfg.MongoDatabase, cfg.RedisURL = store.URI(), "admincli", r.URL()
+	cfg, _ := clusterConfig(t, "admincli")
 	node := startClusterNode(t, cfg)
 	id, tok := node.register(t)
 	me := node.call(t, "GET", "/api/users/me", tok, nil)["data"].(map[string]any)
@@ -360,14 +351,7 @@ func TestCORSModes(t *testing.T) {
 // ACCESS_DENIED and are disconnected within a second, node 2 refuses REST and a reconnect, and
 // another user's socket on node 2 stays.
 func TestSuspendedOnEveryNode(t *testing.T) {
-	r := redisserver.Start(t)
-	store, err := sharedstore.Start(context.Background(), t.TempDir(), "127.0.0.1:0", quietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Stop) // registered first: runs after both nodes shut down
-	cfg := testConfig(t.TempDir())
-	cfg.MongoURI, cfg.MongoDatabase, cfg.RedisURL = store.URI(), "suspendcluster", r.URL()
+	cfg, _ := clusterConfig(t, "suspendcluster")
 	n1 := startClusterNode(t, cfg) // first alone: it creates the collections and indexes
 	n2 := startClusterNode(t, cfg)
 
@@ -395,7 +379,7 @@ func TestSuspendedOnEveryNode(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err = clienttest.Dial(ctx, n2.url, clienttest.Options{Auth: map[string]any{"token": tok}})
+	_, err := clienttest.Dial(ctx, n2.url, clienttest.Options{Auth: map[string]any{"token": tok}})
 	if ce, ok := err.(*clienttest.ConnectError); !ok || ce.Message != "Account is suspended" {
 		t.Fatalf("reconnect to node 2: %v", err)
 	}

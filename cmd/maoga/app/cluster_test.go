@@ -98,15 +98,24 @@ func (n *clusterNode) register(t *testing.T) (id, token string) {
 	return d["user"].(map[string]any)["id"].(string), d["accessToken"].(string)
 }
 
-func TestClusterTwoNodes(t *testing.T) {
+// clusterConfig starts a Redis and a shared store for the nodes of one test and returns their config
+// on database db, and the Redis. The store's cleanup is registered here, before any node's: it runs
+// after they stop.
+func clusterConfig(t *testing.T, db string) (app.Config, *redisserver.Server) {
+	t.Helper()
 	r := redisserver.Start(t)
 	store, err := sharedstore.Start(context.Background(), t.TempDir(), "127.0.0.1:0", quietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(store.Stop) // registered first: runs after both nodes shut down
+	t.Cleanup(store.Stop)
 	cfg := testConfig(t.TempDir())
-	cfg.MongoURI, cfg.MongoDatabase, cfg.RedisURL = store.URI(), "cluster", r.URL()
+	cfg.MongoURI, cfg.MongoDatabase, cfg.RedisURL = store.URI(), db, r.URL()
+	return cfg, r
+}
+
+func TestClusterTwoNodes(t *testing.T) {
+	cfg, _ := clusterConfig(t, "cluster")
 	n1 := startClusterNode(t, cfg) // first alone: it creates the collections and indexes
 	n2 := startClusterNode(t, cfg)
 
@@ -182,14 +191,7 @@ func TestClusterTwoNodes(t *testing.T) {
 // and the claims keep any user from being matched twice. Several rounds of users searching through
 // both nodes at once: every user ends in exactly one lobby, every lobby has two distinct users.
 func TestClusterMatchmakingTwoNodes(t *testing.T) {
-	r := redisserver.Start(t)
-	store, err := sharedstore.Start(context.Background(), t.TempDir(), "127.0.0.1:0", quietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(store.Stop)
-	cfg := testConfig(t.TempDir())
-	cfg.MongoURI, cfg.MongoDatabase, cfg.RedisURL = store.URI(), "clustermm", r.URL()
+	cfg, r := clusterConfig(t, "clustermm")
 	cfg.MatchTick = 100 * time.Millisecond
 	n1 := startClusterNode(t, cfg)
 	n2 := startClusterNode(t, cfg)
