@@ -29,6 +29,7 @@ import (
 	"github.com/maoga/maoga/services/chat"
 	"github.com/maoga/maoga/services/events"
 	"github.com/maoga/maoga/services/events/redisbus"
+	"github.com/maoga/maoga/services/events/storejournal"
 	"github.com/maoga/maoga/services/friends"
 	"github.com/maoga/maoga/services/games"
 	"github.com/maoga/maoga/services/lobby"
@@ -127,15 +128,23 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// part keeps local delivery going while Redis is down.
 	var ioAdapter adapter.Factory // nil: in-memory adapter
 	nodeID := redisbus.NodeID()
+	// ClusterOnce deliveries (stored notifications) that cannot run now — a burst past the queue, a
+	// failed handler, a shutdown out of time — wait in the stored journal instead of being dropped,
+	// and any node (this one after a restart too) runs them.
+	busOpts := events.MemoryOptions{Logger: log.With("component", "events"), QueueSize: cfg.EventQueueSize,
+		Journal: storejournal.New(store)}
+	var busStats func() events.MemoryStats
 	if a.redis != nil {
 		log.Info("cluster mode: Redis adapter, event bus and presence", "node", nodeID)
 		a.cluster = redisadapter.NewCluster(a.redis, redisadapter.Options{Logger: log, Sharded: cfg.RedisSharded})
 		ioAdapter = a.cluster.Factory()
-		a.Bus = redisbus.New(a.redis, redisbus.Options{Origin: nodeID, Logger: log,
-			Memory: events.MemoryOptions{Logger: log.With("component", "events")}})
+		rb := redisbus.New(a.redis, redisbus.Options{Origin: nodeID, Logger: log, Memory: busOpts})
+		a.Bus, busStats = rb, rb.LocalStats
 	} else {
-		a.Bus = events.NewMemory(events.MemoryOptions{Logger: log.With("component", "events")})
+		mb := events.NewMemory(busOpts)
+		a.Bus, busStats = mb, mb.Stats
 	}
+	registerBusMetrics(a.Metrics.Registry, busStats)
 
 	// Socket.IO first: services emit through its main namespace.
 	var cors *engineio.CORSOptions
@@ -448,6 +457,28 @@ func (a *App) closeResources(ctx context.Context) []error {
 		}
 	}
 	return errList
+}
+
+// registerBusMetrics exports the event bus's journal counters.
+func registerBusMetrics(r *metrics.Registry, stats func() events.MemoryStats) {
+	for _, c := range []struct {
+		name, help string
+		read       func(events.MemoryStats) int64
+	}{
+		{"maoga_events_spilled_total", "Internal event deliveries journaled because their queue was full or shutdown ran out of time.",
+			func(s events.MemoryStats) int64 { return s.Spilled }},
+		{"maoga_events_retried_total", "Internal event deliveries journaled for another try after their handler failed.",
+			func(s events.MemoryStats) int64 { return s.Retried }},
+		{"maoga_events_replayed_total", "Internal event deliveries taken from the journal.",
+			func(s events.MemoryStats) int64 { return s.Replayed }},
+		{"maoga_events_gave_up_total", "Journaled internal event deliveries dropped after their last attempt.",
+			func(s events.MemoryStats) int64 { return s.GaveUp }},
+		{"maoga_events_dropped_total", "Internal event deliveries lost (queue full and journal failing).",
+			func(s events.MemoryStats) int64 { return s.Dropped }},
+	} {
+		read := c.read
+		r.CounterFunc(c.name, c.help, func() float64 { return float64(read(stats())) })
+	}
 }
 
 // countSockets keeps the connected-sockets gauge.

@@ -50,6 +50,9 @@ const DevJWTSecret = "maoga-development-secret-do-not-use-in-production"
 //	PING_TIMEOUT      20s           Engine.IO heartbeat timeout
 //	MAX_PAYLOAD       1000000       Engine.IO max message size in bytes
 //	SHUTDOWN_TIMEOUT  10s           bound on graceful shutdown after SIGTERM/SIGINT
+//	EVENT_QUEUE_SIZE  1024          internal events waiting per event handler; past it, deliveries
+//	                                that store something (notifications) wait in the stored journal
+//	                                (collection event_journal) and run when the handler catches up
 //	SOCKET_EVENT_RATE 100           socket events per second per socket (token bucket); past it the
 //	                                event is refused (its ack answers RATE_LIMITED), a sustained flood
 //	                                disconnects the socket
@@ -115,6 +118,7 @@ type Config struct {
 	PingTimeout     time.Duration
 	MaxPayload      int
 	ShutdownTimeout time.Duration
+	EventQueueSize  int
 	EventRate       int
 	EventBurst      int
 
@@ -157,7 +161,7 @@ func Defaults() Config {
 		JWTTTL: 15 * time.Minute, RefreshTTL: 720 * time.Hour, BcryptCost: 10, CORSOrigins: []string{"*"},
 		BodyLimit: 64 << 10, LogLevel: slog.LevelInfo, LogFormat: "text", SMTPFrom: "maoga@localhost",
 		PingInterval: 25 * time.Second, PingTimeout: 20 * time.Second, MaxPayload: 1_000_000,
-		ShutdownTimeout: 10 * time.Second, EventRate: 100, EventBurst: 200,
+		ShutdownTimeout: 10 * time.Second, EventQueueSize: 1024, EventRate: 100, EventBurst: 200,
 		// Chat.
 		ChatMaxContent: 2000, ChatMessageLimit: 10, ChatMessageWindow: 10 * time.Second,
 		ChatTypingLimit: 20, ChatTypingWindow: 10 * time.Second, ChatMaxJoined: 50,
@@ -257,6 +261,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	dur("PING_TIMEOUT", &c.PingTimeout)
 	num("MAX_PAYLOAD", &c.MaxPayload, 1024, 100<<20)
 	dur("SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+	num("EVENT_QUEUE_SIZE", &c.EventQueueSize, 1, 1_000_000)
 	num("SOCKET_EVENT_RATE", &c.EventRate, 1, 1_000_000)
 	num("SOCKET_EVENT_BURST", &c.EventBurst, 1, 1_000_000)
 	// Chat.

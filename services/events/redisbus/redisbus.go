@@ -233,7 +233,13 @@ func (b *Bus) Subscribe(name string, h events.Handler) (unsubscribe func()) {
 			if !ok {
 				return nil // another node runs it
 			}
-			return inner(ctx, e)
+			err = inner(ctx, e)
+			if err != nil {
+				// Give the claim back: the bus journals the failed delivery (MemoryOptions.Journal),
+				// and its retry — here or on another node — must be able to claim it again.
+				b.unclaim(e, handlerName)
+			}
+			return err
 		}
 	}
 	return b.local.Subscribe(name, h)
@@ -246,6 +252,23 @@ func (b *Bus) claim(ctx context.Context, e events.Event, handler string) (bool, 
 	key := b.opts.ClaimPrefix + ":once:" + e.ID + ":" + handler
 	return b.client.SetNX(ctx, key, b.opts.Origin, b.opts.ClaimTTL).Result()
 }
+
+// unclaimScript deletes a claim only if this node holds it.
+var unclaimScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+
+// unclaim gives up this node's claim of handler on e (a failed run), so that a retry can claim it.
+func (b *Bus) unclaim(e events.Event, handler string) {
+	ctx, cancel := context.WithTimeout(context.Background(), claimTimeout)
+	defer cancel()
+	key := b.opts.ClaimPrefix + ":once:" + e.ID + ":" + handler
+	if err := unclaimScript.Run(ctx, b.client, []string{key}, b.opts.Origin).Err(); err != nil {
+		b.log.Warn("cluster-once claim not given back; a retry of this delivery will skip it until the claim expires",
+			"event", e.Name, "eventId", e.ID, "handler", handler, "ttl", b.opts.ClaimTTL, "err", err)
+	}
+}
+
+// LocalStats returns the counters of the in-process delivery (journal spills, retries, drops).
+func (b *Bus) LocalStats() events.MemoryStats { return b.local.Stats() }
 
 func (b *Bus) publishLoop() {
 	defer b.wg.Done()

@@ -292,3 +292,43 @@ func TestQueueBound(t *testing.T) {
 		t.Fatalf("stats %+v: a queue of 1 cannot hold 50 events", s)
 	}
 }
+
+// A ClusterOnce handler that fails on the node that claimed it gives the claim back, so its retry
+// from the shared journal runs (here on the other node) instead of being skipped as "claimed".
+func TestFailedClusterOnceIsRetriedThroughTheSharedJournal(t *testing.T) {
+	r := redisserver.Start(t)
+	ch := fmt.Sprintf("test:%d", time.Now().UnixNano())
+	j := events.NewMemoryJournal() // stands for the store both nodes share
+	mem := events.MemoryOptions{Journal: j, RetryDelay: 10 * time.Millisecond, JournalPoll: 10 * time.Millisecond}
+	n1 := newNode(t, r, redisbus.Options{Channel: ch, ClaimPrefix: ch, Memory: mem})
+	n2 := newNode(t, r, redisbus.Options{Channel: ch, ClaimPrefix: ch, Memory: mem})
+	waitSubscribed(t, r, ch, 2)
+
+	var failed atomic.Int64
+	var ok counter
+	n1.Subscribe("x", events.Handler{Name: "once", Scope: events.ClusterOnce, Handle: func(context.Context, events.Event) error {
+		failed.Add(1)
+		return fmt.Errorf("store unreachable on node 1")
+	}})
+	n2.Subscribe("x", events.Handler{Name: "once", Scope: events.ClusterOnce, Handle: ok.handle})
+	for i := 0; i < 20; i++ {
+		publish(t, n1, "x", map[string]int{"i": i})
+	}
+	ok.waitN(t, 20)
+	deadline := time.Now().Add(5 * time.Second)
+	for j.Len() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	ok.mu.Lock()
+	defer ok.mu.Unlock()
+	if len(ok.ids) != 20 || ok.n.Load() != 20 {
+		t.Fatalf("node 2 handled %d events (%d distinct); want each of the 20 once", ok.n.Load(), len(ok.ids))
+	}
+	if failed.Load() == 0 {
+		t.Fatal("node 1 never tried: the test did not exercise the failure path")
+	}
+	if j.Len() != 0 {
+		t.Fatalf("%d journal entries left", j.Len())
+	}
+}
