@@ -62,6 +62,8 @@ func (r *Report) WriteTable(out io.Writer) {
 	if s := r.StoreCounts; s != nil {
 		fmt.Fprintf(out, "store: lobbies %v, %d joined members of open lobbies (%d by the clients), %d messages in %d chats (%d acked, %d unanswered)\n",
 			s.Lobbies, s.JoinedSeats, s.UsersInLobbies, s.Messages, s.ChatsWithTraffic, s.AckedMessages, s.UnsureMessages)
+		fmt.Fprintf(out, "welcome notifications: %d of %d users (%d more waiting in the event journal, %d with two); event journal entries left: %d\n",
+			s.Welcomed, s.Users, s.JournalWelcome, s.WelcomeTwice, s.JournalEntries)
 	}
 	fmt.Fprintf(out, "server log: %d warnings, %d errors, %d panics (%s)\n", r.LogWarnings, r.LogErrors, r.LogPanics, r.ServerLog)
 	for _, l := range r.LogLines {

@@ -26,8 +26,13 @@ import (
 	"sync"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
 	"github.com/maoga/maoga/internal/consistency"
 	"github.com/maoga/maoga/models"
+	"github.com/maoga/maoga/services/events/storejournal"
 )
 
 // Config is one soak run.
@@ -117,6 +122,13 @@ type StoreCounts struct {
 	UnsureMessages   int            `json:"unansweredMessages"`
 	UsersInLobbies   int            `json:"usersInOpenLobbiesByClients"`
 	ChatsWithTraffic int            `json:"chatsWithMessages"`
+	// Every registered user gets one welcome notification (an event handler stores it); deliveries
+	// still waiting in the event journal when the server stopped run at its next start.
+	Users          int `json:"users"`
+	Welcomed       int `json:"usersWithWelcomeNotification"`
+	WelcomeTwice   int `json:"usersWithSeveralWelcomeNotifications"`
+	JournalWelcome int `json:"welcomeDeliveriesInJournal"`
+	JournalEntries int `json:"eventJournalEntries"`
 }
 
 // Passed reports whether the run had no failure.
@@ -545,7 +557,57 @@ func checkStore(ctx context.Context, dataDir string, clients []*vclient, w *worl
 	if sc.UsersInLobbies != sc.JoinedSeats && rep.UncertainUsers == 0 {
 		rep.fail("%d users in open lobbies by their clients, %d joined members stored", sc.UsersInLobbies, sc.JoinedSeats)
 	}
+	if err := countWelcomes(ctx, st.DB(), sc); err != nil {
+		return err
+	}
+	if missing := sc.Users - sc.Welcomed - sc.JournalWelcome; missing > 0 {
+		rep.fail("%d of %d users have no welcome notification and none is waiting in the event journal", missing, sc.Users)
+	}
+	if sc.WelcomeTwice > 0 {
+		rep.fail("%d users have more than one welcome notification", sc.WelcomeTwice)
+	}
 	rep.StoreCounts = sc
+	return nil
+}
+
+// countWelcomes fills the welcome-notification and event-journal counts of sc.
+func countWelcomes(ctx context.Context, db *mongo.Database, sc *StoreCounts) error {
+	n, err := db.Collection(models.UsersCollection).CountDocuments(ctx, bson.M{})
+	if err != nil {
+		return err
+	}
+	sc.Users = int(n)
+	var welcomes []struct {
+		UserID bson.ObjectID `bson:"userId"`
+	}
+	cur, err := db.Collection(models.NotificationsCollection).Find(ctx, bson.M{"type": "welcome"},
+		options.Find().SetProjection(bson.M{"userId": 1}))
+	if err != nil {
+		return err
+	}
+	if err := cur.All(ctx, &welcomes); err != nil {
+		return err
+	}
+	per := map[bson.ObjectID]int{}
+	for _, w := range welcomes {
+		per[w.UserID]++
+	}
+	sc.Welcomed = len(per)
+	for _, c := range per {
+		if c > 1 {
+			sc.WelcomeTwice++
+		}
+	}
+	j := db.Collection(storejournal.Collection)
+	if n, err = j.CountDocuments(ctx, bson.M{}); err != nil {
+		return err
+	}
+	sc.JournalEntries = int(n)
+	// The welcome handler's name (services/notifications) is the entries' handler.
+	if n, err = j.CountDocuments(ctx, bson.M{"handler": "notifications.welcome"}); err != nil {
+		return err
+	}
+	sc.JournalWelcome = int(n)
 	return nil
 }
 
