@@ -196,7 +196,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 
-	nopts := notifications.Options{Store: models.NewNotifications(store), Users: userModels, Emitter: a.Emitter, Logger: log}
+	// Rooms: the notification events (and their count query) only when a socket of the user is in its
+	// user room on some node (asked through the adapter).
+	nopts := notifications.Options{Store: models.NewNotifications(store), Users: userModels, Emitter: a.Emitter,
+		Rooms: socket.RoomUsers(nsp), Logger: log}
 	if cfg.SMTPURL != "" {
 		if nopts.Email, err = notifications.NewSMTPSender(cfg.SMTPURL, cfg.SMTPFrom, 0); err != nil {
 			return nil, fmt.Errorf("SMTP_URL: %w", err)
