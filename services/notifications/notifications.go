@@ -55,10 +55,11 @@ type Options struct {
 	Channels map[string][]string
 	// Rooms, when set, tells whether the recipient has a socket in its user room on any node
 	// (handlers/socket.RoomUsers asks the namespace, cluster-wide through the adapter). When nobody is
-	// there to hear them, Create and MarkRead send neither notification:new nor notification:count,
-	// and so skip the count query (two CountDocuments, scans on the embedded store); the
-	// notification is stored all the same and listed by GET /api/notifications. nil: always send
-	// (and count). A failed query counts as "someone is there".
+	// there, Create and MarkRead skip notification:count and its query (two CountDocuments, scans on
+	// the embedded store). notification:new is still sent: it costs no query, and a session kept for
+	// connection state recovery receives it when it comes back (handlers/socket.NotificationCount
+	// then sends such a socket a fresh count). nil: always count. A failed query counts as
+	// "someone is there".
 	Rooms  realtime.RoomUsers
 	Logger *slog.Logger
 	// Now is the clock used for sentAt; default time.Now.
@@ -235,8 +236,8 @@ func (d *Draft) check() (bson.ObjectID, []string, error) {
 }
 
 // Create stores the notification first, then delivers it: notification:new
-// (inApp) and notification:count to the user's room (when a socket of the
-// user is there to hear them, see Options.Rooms), push and email. Each
+// (inApp) and notification:count (when a socket of the user is there to hear
+// it, see Options.Rooms) to the user's room, push and email. Each
 // channel's outcome is recorded on the stored notification; a delivery
 // failure is logged and recorded, not returned. Outside channels are sent
 // before Create returns (bounded by their senders' timeouts), so call it
@@ -274,19 +275,11 @@ func (s *Service) Create(ctx context.Context, d Draft) (*View, error) {
 
 	// In-app first, with the count right after it, so the socket hears at
 	// once; the outside channels may take seconds. Without a socket of the
-	// user anywhere both events would go to an empty room: they are skipped,
-	// and so is the count query. In-app delivery is still recorded as sent
-	// (as it was when the events went to the empty room): the notification is
-	// in the user's list.
-	live := s.listening(ctx, uid)
+	// user anywhere the count (and its query) is skipped.
 	if n.Delivery[models.ChannelInApp].Status == models.DeliveryPending {
-		var derr error
-		if live {
-			derr = s.emitNew(n)
-		}
-		s.record(ctx, log, n, models.ChannelInApp, derr)
+		s.record(ctx, log, n, models.ChannelInApp, s.emitNew(n))
 	}
-	if live {
+	if s.listening(ctx, uid) {
 		if _, err := s.sendCount(ctx, uid); err != nil {
 			log.Error("sending notification count failed", "err", err)
 		}

@@ -196,8 +196,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 
-	// Rooms: the notification events (and their count query) only when a socket of the user is in its
-	// user room on some node (asked through the adapter).
+	// Rooms: notification:count (and its query) only when a socket of the user is in its user room on
+	// some node (asked through the adapter); recovered sockets get a fresh count (socket.NotificationCount).
 	nopts := notifications.Options{Store: models.NewNotifications(store), Users: userModels, Emitter: a.Emitter,
 		Rooms: socket.RoomUsers(nsp), Logger: log}
 	if cfg.SMTPURL != "" {
@@ -273,6 +273,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		TypingLimit:    ratelimit.New(cfg.ChatTypingLimit, cfg.ChatTypingWindow),
 		MaxJoinedChats: cfg.ChatMaxJoined}))
 	features = append(features, socket.Matchmaking(a.Matchmaking)) // matchmaking:subscribe/unsubscribe/cancel
+	// A recovered socket gets a fresh notification:count (none was sent while no socket of the user was there).
+	features = append(features, socket.NotificationCount(a.Notifications))
 	// ── HOOK: feature socket handlers (chat, lobby, matchmaking — issue 4) ──────────────────────────
 	// features = append(features, chat.Register(...), lobby.Register(...), matchmaking.Register(...))
 	// ────────────────────────────────────────────────────────────────────────────────────────────────
