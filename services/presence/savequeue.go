@@ -19,9 +19,9 @@ import (
 // together) tells every friend at once and does not race 2000 concurrent writes against a timeout.
 //
 //   - Coalescing: one pending write per user, holding the latest status and the latest non-zero
-//     lastActive. Changes of N users are at most N writes however many there were, and a user's
-//     writes never overlap: a change made while the user's write is in flight is written after it,
-//     so the store ends with the user's latest change.
+//     lastActive: changes made while the user waits in line merge into that one write (a storm of
+//     N users leaving is at most N writes). A user's writes never overlap: a change made while the
+//     user's write runs is written after it, so the store ends with the user's latest change.
 //   - Retries: a write that fails because the store is unreachable or too slow (errs.IsUnavailable,
 //     or the attempt's own AttemptTimeout ran out) is retried with backoff, RetryMin doubling up to
 //     RetryMax, until it succeeds or Close gives up. Any other failure (the user was deleted) is
