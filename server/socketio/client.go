@@ -74,6 +74,9 @@ func (c *client) onConnectTimeout() {
 
 // send queues an encoded packet on the engine connection.
 func (c *client) send(enc *adapter.Encoded, volatile bool) {
+	if h := c.srv.transportHook; h != nil {
+		h(c, enc)
+	}
 	if len(enc.Attachments) == 0 {
 		// The common case without a slice allocation per receiver.
 		if volatile {

@@ -55,6 +55,11 @@ type Server struct {
 
 	limits    Limits    // opts.Limits with defaults
 	offenders offenders // log-once state of the limits
+
+	// transportHook, when set (tests only, before the first connection), sees every packet a client
+	// sends through client.send, on the sending goroutine, before the engine queues it: a test double
+	// of the transport can react to a write at the very moment it happens.
+	transportHook func(c *client, enc *adapter.Encoded)
 }
 
 // NewServer returns a Server with the main namespace "/" created.

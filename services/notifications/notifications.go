@@ -53,7 +53,15 @@ type Options struct {
 	// Channels gives the channels of a notification type when its Draft names none; a type missing
 	// here (or a nil map) is delivered in-app only. DefaultChannels is the platform's choice.
 	Channels map[string][]string
-	Logger   *slog.Logger
+	// Rooms, when set, tells whether the recipient has a socket in its user room on any node
+	// (handlers/socket.RoomUsers asks the namespace, cluster-wide through the adapter). When nobody is
+	// there, Create and MarkRead skip notification:count and its query (two CountDocuments, scans on
+	// the embedded store). notification:new is still sent: it costs no query, and a session kept for
+	// connection state recovery receives it when it comes back (handlers/socket.NotificationCount
+	// then sends such a socket a fresh count). nil: always count. A failed query counts as
+	// "someone is there".
+	Rooms  realtime.RoomUsers
+	Logger *slog.Logger
 	// Now is the clock used for sentAt; default time.Now.
 	Now func() time.Time
 }
@@ -66,8 +74,11 @@ type Service struct {
 	email    EmailSender
 	push     PushSender
 	channels map[string][]string
+	rooms    realtime.RoomUsers
 	log      *slog.Logger
 	now      func() time.Time
+	// storeCount is store.Count (tests count the calls).
+	storeCount func(ctx context.Context, userID bson.ObjectID) (total, unread int64, err error)
 }
 
 // New returns a Service.
@@ -85,8 +96,8 @@ func New(opts Options) *Service {
 	}
 	return &Service{
 		store: opts.Store, users: opts.Users, emit: opts.Emitter,
-		email: opts.Email, push: opts.Push, channels: opts.Channels,
-		log: log.With("component", "notifications"), now: now,
+		email: opts.Email, push: opts.Push, channels: opts.Channels, rooms: opts.Rooms,
+		log: log.With("component", "notifications"), now: now, storeCount: opts.Store.Count,
 	}
 }
 
@@ -225,7 +236,8 @@ func (d *Draft) check() (bson.ObjectID, []string, error) {
 }
 
 // Create stores the notification first, then delivers it: notification:new
-// (inApp) and notification:count to the user's room, push and email. Each
+// (inApp) and notification:count (when a socket of the user is there to hear
+// it, see Options.Rooms) to the user's room, push and email. Each
 // channel's outcome is recorded on the stored notification; a delivery
 // failure is logged and recorded, not returned. Outside channels are sent
 // before Create returns (bounded by their senders' timeouts), so call it
@@ -251,8 +263,10 @@ func (s *Service) Create(ctx context.Context, d Draft) (*View, error) {
 		if n, err = s.store.ByID(ctx, uid, d.ID); err != nil {
 			return nil, err
 		}
-		if _, err := s.sendCount(ctx, uid); err != nil {
-			s.log.Error("sending notification count failed", "userId", d.UserID, "err", err)
+		if s.listening(ctx, uid) {
+			if _, err := s.sendCount(ctx, uid); err != nil {
+				s.log.Error("sending notification count failed", "userId", d.UserID, "err", err)
+			}
 		}
 		v := viewOf(n)
 		return &v, nil
@@ -260,12 +274,15 @@ func (s *Service) Create(ctx context.Context, d Draft) (*View, error) {
 	log := s.log.With("notificationId", n.ID.Hex(), "userId", d.UserID, "type", d.Type)
 
 	// In-app first, with the count right after it, so the socket hears at
-	// once; the outside channels may take seconds.
+	// once; the outside channels may take seconds. Without a socket of the
+	// user anywhere the count (and its query) is skipped.
 	if n.Delivery[models.ChannelInApp].Status == models.DeliveryPending {
 		s.record(ctx, log, n, models.ChannelInApp, s.emitNew(n))
 	}
-	if _, err := s.sendCount(ctx, uid); err != nil {
-		log.Error("sending notification count failed", "err", err)
+	if s.listening(ctx, uid) {
+		if _, err := s.sendCount(ctx, uid); err != nil {
+			log.Error("sending notification count failed", "err", err)
+		}
 	}
 	for _, ch := range channels {
 		switch ch {
@@ -350,8 +367,24 @@ func (s *Service) sendCount(ctx context.Context, uid bson.ObjectID) (Count, erro
 	return c, nil
 }
 
+// listening reports whether the user has a socket in its user room on any node (always true without
+// Options.Rooms, or when the question cannot be answered: then the events go out as before).
+func (s *Service) listening(ctx context.Context, uid bson.ObjectID) bool {
+	if s.rooms == nil {
+		return true
+	}
+	id := uid.Hex()
+	in, err := s.rooms.UsersInRoom(ctx, realtime.UserRoom(id))
+	if err != nil {
+		s.log.Warn("could not tell whether the user has a socket; sending the notification events anyway",
+			"userId", id, "err", err)
+		return true
+	}
+	return in[id]
+}
+
 func (s *Service) count(ctx context.Context, uid bson.ObjectID) (Count, error) {
-	total, unread, err := s.store.Count(ctx, uid)
+	total, unread, err := s.storeCount(ctx, uid)
 	if err != nil {
 		return Count{}, err
 	}
@@ -372,7 +405,8 @@ func (s *Service) Counts(ctx context.Context, userID string) (Count, error) {
 func notFound() error { return errs.NotFound("notification not found") }
 
 // MarkRead marks one of the user's notifications read and sends the user a
-// fresh notification:count. Another user's notification is NOT_FOUND.
+// fresh notification:count (when a socket of the user is there to hear it,
+// see Options.Rooms). Another user's notification is NOT_FOUND.
 func (s *Service) MarkRead(ctx context.Context, userID, id string) (*View, error) {
 	uid, ok := models.ParseID(userID)
 	if !ok {
@@ -386,8 +420,10 @@ func (s *Service) MarkRead(ctx context.Context, userID, id string) (*View, error
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.sendCount(ctx, uid); err != nil {
-		s.log.Error("sending notification count failed", "userId", userID, "err", err)
+	if s.listening(ctx, uid) {
+		if _, err := s.sendCount(ctx, uid); err != nil {
+			s.log.Error("sending notification count failed", "userId", userID, "err", err)
+		}
 	}
 	v := viewOf(n)
 	return &v, nil

@@ -75,6 +75,10 @@ type App struct {
 	// both closed in closeResources (presence first: it may still announce offline through the adapter).
 	cluster       *redisadapter.Cluster
 	redisPresence *redispresence.Service
+	// presenceSaves writes presence to the users collection behind the presence service (both
+	// kinds), so a disconnect storm neither waits for the store nor loses saves; flushed in
+	// closeResources after the presence service, before the store closes.
+	presenceSaves *presence.SaveQueue
 
 	mu     sync.Mutex
 	server *http.Server
@@ -181,17 +185,18 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	a.unsub = append(a.unsub, a.Users.Close) // pending login-grace checks (LoginGrace)
 	a.Friends = friends.New(store, a.Users, a.Bus, log)
 	a.Users.SetFriends(a.Friends)
+	a.presenceSaves = presence.NewSaveQueue(presence.FromModels(userModels, friendshipModels),
+		presence.SaveQueueOptions{AttemptTimeout: cfg.MongoTimeout, Logger: log})
 	if a.redis != nil { // cluster: sockets counted across nodes, dead nodes' users go offline (cluster helper)
 		a.redisPresence, err = redispresence.New(redispresence.Options{Client: a.redis,
-			Users: presence.FromModels(userModels, friendshipModels), Friends: a.Friends, Emitter: a.Emitter,
+			Users: a.presenceSaves, Friends: a.Friends, Emitter: a.Emitter,
 			Node: nodeID, Logger: log})
 		if err != nil {
 			return nil, err
 		}
 		a.Presence = a.redisPresence
 	} else {
-		a.Presence = presence.NewLocal(presence.LocalOptions{
-			Users: presence.FromModels(userModels, friendshipModels), Friends: a.Friends, Emitter: a.Emitter})
+		a.Presence = presence.NewLocal(presence.LocalOptions{Users: a.presenceSaves, Friends: a.Friends, Emitter: a.Emitter})
 	}
 	a.Users.SetPresence(a.Presence)
 	a.Auth, err = auth.New(store, auth.Config{Secret: []byte(cfg.JWTSecret), AccessTTL: cfg.JWTTTL,
@@ -200,7 +205,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 
-	nopts := notifications.Options{Store: models.NewNotifications(store), Users: userModels, Emitter: a.Emitter, Logger: log}
+	// Rooms: notification:count (and its query) only when a socket of the user is in its user room on
+	// some node (asked through the adapter); recovered sockets get a fresh count (socket.NotificationCount).
+	nopts := notifications.Options{Store: models.NewNotifications(store), Users: userModels, Emitter: a.Emitter,
+		Rooms: socket.RoomUsers(nsp), Logger: log}
 	if cfg.SMTPURL != "" {
 		if nopts.Email, err = notifications.NewSMTPSender(cfg.SMTPURL, cfg.SMTPFrom, 0); err != nil {
 			return nil, fmt.Errorf("SMTP_URL: %w", err)
@@ -274,6 +282,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		TypingLimit:    ratelimit.New(cfg.ChatTypingLimit, cfg.ChatTypingWindow),
 		MaxJoinedChats: cfg.ChatMaxJoined}))
 	features = append(features, socket.Matchmaking(a.Matchmaking)) // matchmaking:subscribe/unsubscribe/cancel
+	// A recovered socket gets a fresh notification:count (none was sent while no socket of the user was there).
+	features = append(features, socket.NotificationCount(a.Notifications))
 	// ── HOOK: feature socket handlers (chat, lobby, matchmaking — issue 4) ──────────────────────────
 	// features = append(features, chat.Register(...), lobby.Register(...), matchmaking.Register(...))
 	// ────────────────────────────────────────────────────────────────────────────────────────────────
@@ -401,7 +411,8 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.Log.Warn("in-flight requests did not finish in time; closing their connections", "err", err)
 		_ = srv.Close()
 	}
-	// Disconnect handlers (presence: offline, lastActive) still need the store.
+	// Disconnect handlers (presence: offline, lastActive, queued for the store) must have run before
+	// closeResources flushes the presence saves and closes the store.
 	if !a.waitSocketsGone(httpCtx) {
 		a.Log.Warn("socket disconnect handlers still running; closing the store anyway", "sockets", a.sockets.Load())
 	}
@@ -437,6 +448,15 @@ func (a *App) closeResources(ctx context.Context) []error {
 		if err := a.redisPresence.Close(ctx); err != nil {
 			a.Log.Warn("presence: could not remove this node from Redis; other nodes will reap it", "err", err)
 		}
+	}
+	if a.presenceSaves != nil {
+		// After the presence service (its Close saves the users it still held), before the store closes;
+		// half of what is left, so that the event bus below still gets time when the store is slow.
+		sctx, cancel := budget(ctx, 0.5)
+		if err := a.presenceSaves.Close(sctx); err != nil {
+			errList = append(errList, err)
+		}
+		cancel()
 	}
 	if a.Bus != nil {
 		if err := a.Bus.Close(ctx); err != nil {

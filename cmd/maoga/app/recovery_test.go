@@ -92,6 +92,10 @@ func TestRecoverySameServer(t *testing.T) {
 		t.Fatalf("friend request: %d %s", r.Status, r.Raw)
 	}
 
+	// Both notifications (the chat message's and the friend request) are stored, and their
+	// notification:new sent, while B has no socket: no notification:count was sent for them.
+	stored := awayNotifications(t, bob.Access, carol.ID)
+
 	b2c := reconnect(t, b.Client, bob.Access)
 	b2 := &chatClient{Client: b2c, t: t}
 	if !b2.Recovered() || b2.ID() != oldID {
@@ -106,6 +110,12 @@ func TestRecoverySameServer(t *testing.T) {
 		var n struct{ Notification struct{ Type string } }
 		notifNext(t, b2.Client, "notification:new", &n)
 		seen = n.Notification.Type == "friend_request"
+	}
+	// Then a fresh count (socket.NotificationCount), matching the store.
+	var cnt countMsg
+	notifNext(t, b2.Client, "notification:count", &cnt)
+	if cnt != stored {
+		t.Fatalf("notification:count after recovery %+v, stored %+v", cnt, stored)
 	}
 	// The connection handler ran for the recovered socket: presence online again (friends told),
 	// the others in the chat hear B back, and B's handlers answer.
@@ -167,5 +177,38 @@ func TestRecoverySameServer(t *testing.T) {
 	defer other.Close()
 	if other.Recovered() || other.ID() == b3.ID() {
 		t.Fatalf("carol took over bob's session %s", other.ID())
+	}
+}
+
+// awayNotifications waits until the user's list holds a chat message notification and a friend
+// request of requester, and returns the list's counts.
+func awayNotifications(t *testing.T, token, requester string) countMsg {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := call(t, "GET", "/api/notifications", token, nil)
+		if r.Status != http.StatusOK {
+			t.Fatalf("list: %d %s", r.Status, r.Raw)
+		}
+		var c countMsg
+		chat, request := false, false
+		for _, it := range r.list() {
+			n := it.(map[string]any)
+			c.Total++
+			if n["read"] != true {
+				c.Unread++
+			}
+			data, _ := n["data"].(map[string]any)
+			chat = chat || n["type"] == "chat_message"
+			request = request || (n["type"] == "friend_request" && data["requesterId"] == requester)
+		}
+		if chat && request {
+			c.UnreadCount = c.Unread
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("notifications made while away not stored: %s", r.Raw)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -323,3 +323,23 @@ func TestOptionsChecked(t *testing.T) {
 		}
 	}
 }
+
+// The disconnect storm of the 2000-client soak against the Redis presence with the app's SaveQueue in
+// front of a slow store: every user ends offline with lastActive saved (presencetest.DisconnectStorm).
+func TestDisconnectStormThroughSaveQueue(t *testing.T) {
+	r := redisserver.Start(t)
+	presencetest.DisconnectStorm(t, presencetest.StormOptions{Users: 2000, HandlerTimeout: 10 * time.Second},
+		func(t *testing.T, users presence.UserStore, friends presence.FriendLister, emitter realtime.Emitter) presence.Service {
+			s, err := redispresence.New(redispresence.Options{Client: r.Client(), Users: users, Friends: friends,
+				Emitter: emitter, Prefix: "storm", Logger: quiet})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				defer cancel()
+				_ = s.Close(ctx)
+			})
+			return s
+		})
+}
