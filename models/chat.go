@@ -13,6 +13,9 @@ import (
 const (
 	ChatsCollection    = "chats"
 	MessagesCollection = "messages"
+	// MessageKeysCollection records the optional client key (clientMessageId) of sent messages, so that
+	// a message the client sends again after a lost ack is stored once (see MessageKey).
+	MessageKeysCollection = "message_keys"
 )
 
 // Chat types.
@@ -75,7 +78,32 @@ type Message struct {
 	CreatedAt   time.Time     `bson:"createdAt"`
 }
 
+// MessageKey claims a sender's clientMessageId for one message. Its _id is MessageKeyID(sender, key):
+// the unique _id index makes the claim atomic across server nodes without transactions (FerretDB v1).
+// It is written before the message, with the message's id and time chosen up front, so that a retry
+// that finds the key but not the message stores that same message (same id), and a message insert that
+// meets a duplicate _id was already stored. ContentHash (SHA-256 of contentType, NUL, content) lets a
+// retry with other content be refused even when the message itself is missing.
+type MessageKey struct {
+	ID          string        `bson:"_id"`
+	SenderID    bson.ObjectID `bson:"senderId"`
+	ChatID      string        `bson:"chatId"`
+	MessageID   bson.ObjectID `bson:"messageId"`
+	ContentHash string        `bson:"contentHash"`
+	CreatedAt   time.Time     `bson:"createdAt"`
+}
+
+// MessageKeyID is the _id of a MessageKey: sender id (hex) + "|" + clientMessageId.
+func MessageKeyID(senderID bson.ObjectID, clientMessageID string) string {
+	return senderID.Hex() + "|" + clientMessageID
+}
+
 func init() {
+	// Keys are read and claimed by the implicit unique _id index. The createdAt index makes EnsureIndexes
+	// create the collection at the first start (not by the first keyed messages, concurrently on several
+	// nodes) and orders keys by age for a future pruning; keys are kept as long as messages are today.
+	RegisterIndexes(MessageKeysCollection,
+		mongo.IndexModel{Keys: bson.D{{Key: "createdAt", Value: 1}}, Options: options.Index().SetName("created")})
 	RegisterIndexes(ChatsCollection,
 		mongo.IndexModel{Keys: bson.D{{Key: "key", Value: 1}},
 			Options: options.Index().SetUnique(true).SetName("key_unique")},

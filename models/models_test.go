@@ -132,7 +132,7 @@ func TestAllCollectionsDeclared(t *testing.T) {
 		have[c] = true
 	}
 	for _, c := range []string{UsersCollection, FriendshipsCollection, RefreshTokensCollection, ChatsCollection,
-		MessagesCollection, LobbiesCollection, MatchRequestsCollection} {
+		MessagesCollection, MessageKeysCollection, LobbiesCollection, MatchRequestsCollection} {
 		if !have[c] {
 			t.Errorf("collection %s declares no indexes", c)
 		}

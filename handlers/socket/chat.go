@@ -208,11 +208,16 @@ func (h *chatHandlers) leave(ctx context.Context, ev *socketio.Event) error {
 	return OK(ev, map[string]string{"chatId": chatID})
 }
 
+// message stores and broadcasts a chat message. With the optional clientMessageId a resend of a message
+// already stored (its ack was lost) is answered with that message before the rate limit and the room
+// check: it stores and broadcasts nothing and does not count against MessageLimit. A resend racing its
+// original is caught by the service (counted then, as it was not known to be one).
 func (h *chatHandlers) message(ctx context.Context, ev *socketio.Event) error {
 	var in struct {
-		ChatID      *string `json:"chatId"`
-		Content     *string `json:"content"`
-		ContentType *string `json:"contentType"`
+		ChatID          *string `json:"chatId"`
+		Content         *string `json:"content"`
+		ContentType     *string `json:"contentType"`
+		ClientMessageID *string `json:"clientMessageId"`
 	}
 	if err := Decode(ev, &in); err != nil {
 		return err
@@ -232,15 +237,31 @@ func (h *chatHandlers) message(ctx context.Context, ev *socketio.Event) error {
 		}
 		contentType = *in.ContentType
 	}
+	key := ""
+	if in.ClientMessageID != nil {
+		if err := chat.CheckClientMessageID(*in.ClientMessageID); err != nil {
+			return err
+		}
+		key = *in.ClientMessageID
+	}
+	sess := h.c.User
+	sender := chat.UserRef{ID: sess.UserID, Username: sess.Username, DisplayName: sess.DisplayName}
+	if key != "" {
+		msg, err := h.o.Service.Sent(ctx, sender, chatID, *in.Content, contentType, key)
+		if err != nil {
+			return h.asCode(err, errs.CodeMessageError, "Failed to send message", EventChatMessage)
+		}
+		if msg != nil {
+			return OK(ev, map[string]any{"message": msg})
+		}
+	}
 	if err := h.limited(h.o.MessageLimit, "messages"); err != nil {
 		return err
 	}
 	if !h.inRoom(chat.Room(chatID)) {
 		return errs.New(errs.CodeNotInChat, "You must join the chat before sending messages")
 	}
-	sess := h.c.User
-	msg, err := h.o.Service.Send(ctx, chat.UserRef{ID: sess.UserID, Username: sess.Username, DisplayName: sess.DisplayName},
-		chatID, *in.Content, contentType)
+	msg, _, err := h.o.Service.SendOnce(ctx, sender, chatID, *in.Content, contentType, key)
 	if err != nil {
 		return h.asCode(err, errs.CodeMessageError, "Failed to send message", EventChatMessage)
 	}

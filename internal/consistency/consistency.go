@@ -47,6 +47,10 @@ const (
 	// A match request stuck in pending or matching by a process that died: the matcher removes stale
 	// pending requests and recovers stale claims after its claim timeout.
 	StaleMatchClaim = "match request left pending/matching"
+	// A message key (clientMessageId, message_keys) whose message is not stored: the key is claimed
+	// before the message is inserted and that insert failed or did not happen. The sender's retry with
+	// the same key stores the message with the recorded id (services/chat SendOnce).
+	KeyWithoutMessage = "message key without its message"
 )
 
 // Report is the outcome of Check.
@@ -132,7 +136,7 @@ func CheckWith(ctx context.Context, db *mongo.Database, o Options) (*Report, err
 	st := &state{r: r, opts: o}
 	loaders := []func(context.Context, *mongo.Database) error{
 		st.loadUsers, st.loadLobbies, st.loadSeats, st.loadRequests, st.loadChats, st.loadMessages,
-		st.loadNotifications, st.loadFriendships,
+		st.loadNotifications, st.loadFriendships, st.loadMessageKeys,
 	}
 	for _, load := range loaders {
 		if err := load(ctx, db); err != nil {
@@ -143,6 +147,7 @@ func CheckWith(ctx context.Context, db *mongo.Database, o Options) (*Report, err
 	st.checkSeats()
 	st.checkRequests()
 	st.checkChats()
+	st.checkMessageKeys()
 	if err := st.checkNotifications(ctx, db); err != nil {
 		return nil, err
 	}
@@ -159,6 +164,8 @@ type state struct {
 	requests []*models.MatchRequest
 	chats    map[string]*models.Chat
 	newest   map[string]*models.Message // newest message of each chat
+	messages map[bson.ObjectID]*models.Message
+	keys     []*models.MessageKey
 	notes    []*models.Notification
 	friends  []*models.Friendship
 }
@@ -213,7 +220,9 @@ func (s *state) loadChats(ctx context.Context, db *mongo.Database) error {
 
 func (s *state) loadMessages(ctx context.Context, db *mongo.Database) error {
 	s.newest = map[string]*models.Message{}
+	s.messages = map[bson.ObjectID]*models.Message{}
 	return each(ctx, db, models.MessagesCollection, s.r, func(m *models.Message) {
+		s.messages[m.ID] = m
 		if _, ok := s.chats[m.ChatID]; !ok {
 			s.r.problem("message %s: its chat %q does not exist", m.ID.Hex(), m.ChatID)
 		}
@@ -230,6 +239,10 @@ func (s *state) loadNotifications(ctx context.Context, db *mongo.Database) error
 
 func (s *state) loadFriendships(ctx context.Context, db *mongo.Database) error {
 	return each(ctx, db, models.FriendshipsCollection, s.r, func(f *models.Friendship) { s.friends = append(s.friends, f) })
+}
+
+func (s *state) loadMessageKeys(ctx context.Context, db *mongo.Database) error {
+	return each(ctx, db, models.MessageKeysCollection, s.r, func(k *models.MessageKey) { s.keys = append(s.keys, k) })
 }
 
 func open(l *models.Lobby) bool { return l.Status != models.LobbyClosed }
@@ -427,6 +440,26 @@ func (s *state) checkChats() {
 			} else {
 				s.r.tolerate(LaggingLastMessage, "chat %s", id)
 			}
+		}
+	}
+}
+
+// checkMessageKeys: a key is its sender's (_id starts with the sender id) and names a message of that
+// sender in that chat, or a message not stored yet (tolerated): a resend is answered with the message a
+// key names, so a key naming another user's or chat's message would hand that message out.
+func (s *state) checkMessageKeys() {
+	for _, k := range s.keys {
+		if !strings.HasPrefix(k.ID, k.SenderID.Hex()+"|") || len(k.ID) == len(k.SenderID.Hex())+1 {
+			s.r.problem("message key %q: not a key of its sender %s", k.ID, k.SenderID.Hex())
+			continue
+		}
+		m := s.messages[k.MessageID]
+		switch {
+		case m == nil:
+			s.r.tolerate(KeyWithoutMessage, "key %q message %s", k.ID, k.MessageID.Hex())
+		case m.SenderID != k.SenderID || m.ChatID != k.ChatID:
+			s.r.problem("message key %q: names message %s of sender %s in chat %q, not its own in chat %q",
+				k.ID, m.ID.Hex(), m.SenderID.Hex(), m.ChatID, k.ChatID)
 		}
 	}
 }

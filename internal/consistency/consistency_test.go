@@ -92,6 +92,8 @@ func build(t *testing.T) *world {
 		Notified: map[string]bool{w.bob.Hex(): true}, CreatedAt: now, UpdatedAt: now})
 	ins(models.MessagesCollection, models.Message{ID: w.msg, ChatID: chatID, SenderID: w.ann, Content: "gl",
 		ContentType: models.ContentText, CreatedAt: now})
+	ins(models.MessageKeysCollection, models.MessageKey{ID: models.MessageKeyID(w.ann, "k1"), SenderID: w.ann,
+		ChatID: chatID, MessageID: w.msg, ContentHash: "h", CreatedAt: now})
 	ins(models.NotificationsCollection, models.Notification{ID: w.note, UserID: w.bob, Type: "chat_message", Title: "t",
 		Data: map[string]any{"chatId": chatID}, Channels: []string{models.ChannelInApp},
 		Delivery: map[string]models.Delivery{models.ChannelInApp: {Status: models.DeliverySent}},
@@ -188,6 +190,16 @@ func TestEachViolationIsFound(t *testing.T) {
 		{"message of a missing chat", "its chat", func(t *testing.T, w *world) {
 			w.set(t, models.MessagesCollection, w.msg, bson.M{"chatId": "lobby:" + bson.NewObjectID().Hex()})
 		}},
+		{"message key naming another sender's message", "not its own", func(t *testing.T, w *world) {
+			if _, err := w.db.Collection(models.MessageKeysCollection).InsertOne(context.Background(), models.MessageKey{
+				ID: models.MessageKeyID(w.bob, "k1"), SenderID: w.bob, ChatID: models.LobbyChatID(w.lobby.Hex()),
+				MessageID: w.msg, CreatedAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"message key of another sender", "not a key of its sender", func(t *testing.T, w *world) {
+			w.set(t, models.MessageKeysCollection, models.MessageKeyID(w.ann, "k1"), bson.M{"senderId": w.bob})
+		}},
 		{"lobby chat of a missing lobby", "its lobby does not exist", func(t *testing.T, w *world) {
 			id := bson.NewObjectID()
 			if _, err := w.db.Collection(models.ChatsCollection).InsertOne(context.Background(), models.Chat{
@@ -228,7 +240,8 @@ func TestLeftoversAreTolerated(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now().UTC()
 	// A seat claimed for a lobby that was never stored; a lobby nobody chatted in; a message whose chat
-	// update was lost; a notified flag whose notification was lost; a claim of a dead round.
+	// update was lost; a notified flag whose notification was lost; a claim of a dead round; a message
+	// key whose message was not stored.
 	if _, err := w.db.Collection(models.LobbySeatsCollection).InsertOne(ctx,
 		models.LobbySeat{UserID: w.cid, LobbyID: bson.NewObjectID(), CreatedAt: now}); err != nil {
 		t.Fatal(err)
@@ -251,6 +264,12 @@ func TestLeftoversAreTolerated(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.set(t, models.ChatsCollection, models.LobbyChatID(w.lobby.Hex()), bson.M{"notified." + w.ann.Hex(): true})
+	// A message key claimed whose message insert failed.
+	if _, err := w.db.Collection(models.MessageKeysCollection).InsertOne(ctx, models.MessageKey{
+		ID: models.MessageKeyID(w.bob, "lost"), SenderID: w.bob, ChatID: models.LobbyChatID(w.lobby.Hex()),
+		MessageID: bson.NewObjectID(), CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
 	req := bson.NewObjectID()
 	if _, err := w.db.Collection(models.MatchRequestsCollection).InsertOne(ctx, models.MatchRequest{ID: req, UserID: w.cid,
 		Status: models.MatchMatching, ActiveKey: w.cid.Hex(), ClaimToken: "t", ClaimedAt: &now}); err != nil {
@@ -261,7 +280,7 @@ func TestLeftoversAreTolerated(t *testing.T) {
 		t.Fatal(r.Err())
 	}
 	for kind, want := range map[string]int{StaleSeat: 1, LobbyWithoutChat: 1, LaggingLastMessage: 1,
-		OrphanNotifiedFlag: 1, StaleMatchClaim: 1} {
+		OrphanNotifiedFlag: 1, StaleMatchClaim: 1, KeyWithoutMessage: 1} {
 		if got := len(r.Tolerated[kind]); got != want {
 			t.Errorf("%s: %d, want %d (%v)", kind, got, want, r.Tolerated)
 		}

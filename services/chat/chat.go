@@ -89,6 +89,7 @@ type Options struct {
 type Service struct {
 	chats    *mongo.Collection
 	messages *mongo.Collection
+	keys     *mongo.Collection // models.MessageKeysCollection
 	users    *models.Users
 	lobbies  Lobbies
 	emit     realtime.Emitter
@@ -116,6 +117,7 @@ func New(o Options) *Service {
 	}
 	return &Service{
 		chats: o.Store.Collection(models.ChatsCollection), messages: o.Store.Collection(models.MessagesCollection),
+		keys:  o.Store.Collection(models.MessageKeysCollection),
 		users: models.NewUsers(o.Store), lobbies: o.Lobbies, emit: o.Emitter, rooms: o.Rooms,
 		notifier: o.Notifier, pub: o.Events, cfg: o.Config, log: o.Logger.With("component", "chat"), now: o.Now,
 	}
@@ -414,35 +416,40 @@ func itoa(n int) string {
 // room (sender included) and publishes chat.message.sent. The caller has checked that the sender's
 // socket is in the room. Errors: VALIDATION_ERROR, CHAT_NOT_FOUND, ACCESS_DENIED, INTERNAL (store).
 // A failed broadcast is logged, not returned: the message is stored and shows in the history.
+// SendOnce is Send with a client key that makes a resend store nothing new.
 func (s *Service) Send(ctx context.Context, sender UserRef, chatID, content, contentType string) (*MessageView, error) {
-	content, contentType, err := s.ValidateMessage(content, contentType)
-	if err != nil {
-		return nil, err
-	}
-	c, err := s.Access(ctx, chatID, sender.ID)
-	if err != nil {
-		return nil, err
-	}
-	sid, _ := models.ParseID(sender.ID)
-	msg := &models.Message{ID: bson.NewObjectID(), ChatID: chatID, SenderID: sid, Content: content,
+	v, _, err := s.SendOnce(ctx, sender, chatID, content, contentType, "")
+	return v, err
+}
+
+// newMessage is a message to store now, with its id and time chosen here.
+func (s *Service) newMessage(chatID string, sender bson.ObjectID, content, contentType string) *models.Message {
+	return &models.Message{ID: bson.NewObjectID(), ChatID: chatID, SenderID: sender, Content: content,
 		ContentType: contentType, CreatedAt: s.clock()}
-	if _, err := s.messages.InsertOne(ctx, msg); err != nil {
-		return nil, errs.Internal(err)
-	}
-	recipients, err := s.recipients(ctx, c, sid)
+}
+
+// deliver does what follows a stored message: the chat's last message (and a lobby chat's
+// participants), the chat:message broadcast and chat.message.sent. Failures are logged: the message is
+// stored and shows in the history.
+func (s *Service) deliver(ctx context.Context, sender UserRef, c *models.Chat, msg *models.Message) *MessageView {
+	recipients, err := s.recipients(ctx, c, msg.SenderID)
 	if err != nil {
-		s.log.Error("chat recipients lookup failed", "chatId", chatID, "err", err)
+		s.log.Error("chat recipients lookup failed", "chatId", c.ID, "err", err)
 	}
 	if err := s.recordLastMessage(ctx, c, msg, recipients); err != nil {
-		s.log.Error("chat last message update failed", "chatId", chatID, "messageId", msg.ID.Hex(), "err", err)
+		s.log.Error("chat last message update failed", "chatId", c.ID, "messageId", msg.ID.Hex(), "err", err)
 	}
-	view := MessageView{ID: msg.ID.Hex(), ChatID: chatID, Sender: sender, Content: content,
-		ContentType: contentType, CreatedAt: realtime.ISOTime(msg.CreatedAt)}
-	if err := s.emit.ToRoom(Room(chatID)).Emit(EventMessage, MessagePayload{ChatID: chatID, Message: view}); err != nil {
-		s.log.Error("chat:message broadcast failed", "chatId", chatID, "messageId", view.ID, "err", err)
+	view := messageView(sender, msg)
+	if err := s.emit.ToRoom(Room(c.ID)).Emit(EventMessage, MessagePayload{ChatID: c.ID, Message: view}); err != nil {
+		s.log.Error("chat:message broadcast failed", "chatId", c.ID, "messageId", view.ID, "err", err)
 	}
 	s.publishSent(ctx, sender, view, recipients)
-	return &view, nil
+	return &view
+}
+
+func messageView(sender UserRef, m *models.Message) MessageView {
+	return MessageView{ID: m.ID.Hex(), ChatID: m.ChatID, Sender: sender, Content: m.Content,
+		ContentType: m.ContentType, CreatedAt: realtime.ISOTime(m.CreatedAt)}
 }
 
 // recipients are the users a message is for, the sender excluded: the other participant of a direct

@@ -261,6 +261,37 @@ describe("chat: access", () => {
   });
 });
 
+describe("chat: clientMessageId", () => {
+  it("answers a resent message (same clientMessageId, as socket.io-client's retries resend it) with the first, stored and broadcast once", async () => {
+    const { users, sockets, chatId } = await lobbyScene(["ka", "kb"]);
+    const payload = { chatId, content: "only once", clientMessageId: "c0ffee-1" };
+    const first = await emitAck(sockets[0], "chat:message", payload);
+    expect(first.ok, JSON.stringify(first)).to.equal(true);
+    const again = await emitAck(sockets[0], "chat:message", payload);
+    expect(again).to.deep.equal(first);
+    // the sender's new connection, not in the chat room yet (a reconnect before the rejoin)
+    const later = await connectAs(users[0]);
+    expect(await emitAck(later, "chat:message", payload)).to.deep.equal(first);
+
+    for (const s of sockets) await waitFor(s, "chat:message", 3000, byContent("only once"));
+    for (const s of sockets) await expectNone(s, "chat:message", 300, byContent("only once"));
+    const history = await call("GET", `/api/chats/${chatId}/messages`, { token: users[1].token });
+    expect(history.filter((m) => m.content === "only once").map((m) => m.id)).to.deep.equal([first.message.id]);
+
+    // the other member's same key is another message; a used key with other content is refused
+    const theirs = await emitAck(sockets[1], "chat:message", payload);
+    expect(theirs.ok).to.equal(true);
+    expect(theirs.message.id).to.not.equal(first.message.id);
+    const changed = await emitAck(sockets[0], "chat:message", { ...payload, content: "edited" });
+    expect(changed.ok).to.equal(false);
+    expect(changed.error.code).to.equal("MESSAGE_ERROR");
+    const bad = await emitAck(sockets[0], "chat:message", { chatId, content: "x", clientMessageId: "not ok!" });
+    expect(bad.ok).to.equal(false);
+    expect(bad.error.code).to.equal("VALIDATION_ERROR");
+    expect(bad.error.message).to.contain("clientMessageId");
+  });
+});
+
 describe("chat: rate limit", () => {
   it(`answers RATE_LIMITED past ${CHAT_MESSAGE_LIMIT} messages per window, and stores and broadcasts nothing`, async () => {
     const { users, sockets, chatId } = await lobbyScene(["rl", "rm"]);

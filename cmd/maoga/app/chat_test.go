@@ -682,3 +682,91 @@ func TestChatJoinAndMessageErrors(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestChatClientMessageID: a chat:message resent with the same clientMessageId (its ack was lost) is
+// answered with the first message and stored and broadcast once, also from the sender's other socket
+// that has not joined the chat (a reconnect before the rejoin), and without using the message budget.
+// Another sender's same key is another message; a used key with other content and bad keys are refused.
+func TestChatClientMessageID(t *testing.T) {
+	a, b := register(t), register(t)
+	chatID := directChat(t, a, b)
+	ca, cb := chatDial(t, a), chatDial(t, b)
+	ca.join(chatID)
+	cb.join(chatID)
+	ca.next("chat:member:joined")
+
+	keyed := func(c *chatClient, key, content string) map[string]any {
+		t.Helper()
+		a := c.ack("chat:message", map[string]any{"chatId": chatID, "content": content, "clientMessageId": key})
+		m, _ := a["message"].(map[string]any)
+		if a["ok"] != true || m["id"] == nil || m["content"] != content {
+			t.Fatalf("chat:message %s: ack %v", key, a)
+		}
+		return m
+	}
+	first := keyed(ca, "msg-1", "hello once")
+	for _, c := range []*chatClient{ca, cb} {
+		if ev := c.next("chat:message"); ev["message"].(map[string]any)["id"] != first["id"] {
+			t.Fatalf("broadcast %v, want %v", ev, first["id"])
+		}
+	}
+	again := keyed(ca, "msg-1", "hello once")
+	other := chatDial(t, a) // a's new connection, not in the chat's room yet
+	third := keyed(other, "msg-1", "hello once")
+	for _, m := range []map[string]any{again, third} {
+		if m["id"] != first["id"] || m["createdAt"] != first["createdAt"] {
+			t.Fatalf("resend answered %v, first was %v", m, first)
+		}
+	}
+	cb.quiet("chat:message", 150*time.Millisecond)
+	ca.quiet("chat:message", 0)
+	if n := chatCount(t, chatID); n != 1 {
+		t.Fatalf("stored %d messages, want 1", n)
+	}
+
+	// The other sender's same key is its own message.
+	if m := keyed(cb, "msg-1", "hello once"); m["id"] == first["id"] {
+		t.Fatalf("b's message got a's id: %v", m)
+	}
+	ca.next("chat:message")
+	cb.next("chat:message")
+
+	// A used key with other content; bad keys (the socket error is {code, message}: the message names
+	// the field).
+	ca.failsWith("chat:message", map[string]any{"chatId": chatID, "content": "changed", "clientMessageId": "msg-1"}, "MESSAGE_ERROR")
+	for _, bad := range []any{"", "a b", "a|b", strings.Repeat("k", 65), 42, map[string]any{"$ne": ""}} {
+		p := map[string]any{"chatId": chatID, "content": "x", "clientMessageId": bad}
+		ack := ca.ack("chat:message", p)
+		e, _ := ack["error"].(map[string]any)
+		msg, _ := e["message"].(string)
+		if ack["ok"] != false || e["code"] != "VALIDATION_ERROR" || !strings.Contains(msg, "clientMessageId") {
+			t.Fatalf("clientMessageId %v: ack %v", bad, ack)
+		}
+		ca.next("error")
+	}
+	if n := chatCount(t, chatID); n != 2 {
+		t.Fatalf("stored %d messages, want 2", n)
+	}
+
+	// Resends use no budget: with a's CHAT_MESSAGE_LIMIT spent, msg-1 is still answered, a new message
+	// is not.
+	limit := app.Defaults().ChatMessageLimit
+	for i := 1; i < limit; i++ {
+		keyed(ca, fmt.Sprint("fill-", i), fmt.Sprint("m", i))
+	}
+	for i := 0; i < 3; i++ {
+		if m := keyed(ca, "msg-1", "hello once"); m["id"] != first["id"] {
+			t.Fatalf("resend past the limit: %v", m)
+		}
+	}
+	ca.failsWith("chat:message", map[string]any{"chatId": chatID, "content": "new", "clientMessageId": "msg-new"}, "RATE_LIMITED")
+	for i := 1; i < limit; i++ {
+		if ev := cb.next("chat:message"); ev["message"].(map[string]any)["content"] != fmt.Sprint("m", i) {
+			t.Fatalf("broadcast %d: %v", i, ev)
+		}
+	}
+	cb.quiet("chat:message", 150*time.Millisecond)
+	if n := chatCount(t, chatID); n != int64(limit)+1 {
+		t.Fatalf("stored %d messages, want %d", n, limit+1)
+	}
+}

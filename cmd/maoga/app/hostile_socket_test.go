@@ -224,7 +224,7 @@ func TestHostileSocketEvents(t *testing.T) {
 		{"chat:leave", map[string]any{"chatId": own + "x"}, []hostileField{{name: "chatId", kind: kString, required: true}}},
 		{"chat:message", map[string]any{"chatId": own, "content": "hi", "contentType": "text"}, []hostileField{
 			{name: "chatId", kind: kString, required: true}, {name: "content", kind: kString, required: true},
-			{name: "contentType", kind: kString}}},
+			{name: "contentType", kind: kString}, {name: "clientMessageId", kind: kString}}},
 		{"chat:typing", map[string]any{"chatId": own, "isTyping": true}, []hostileField{
 			{name: "chatId", kind: kString, required: true}, {name: "isTyping", kind: kBool, required: true}}},
 		{"chat:read", map[string]any{"chatId": own}, []hostileField{
