@@ -1,0 +1,285 @@
+// Package admission sheds load: an adaptive concurrency limiter in the manner of Netflix's
+// concurrency-limits (AIMD) and Envoy's adaptive concurrency filter. At most Limit requests run at
+// once; a request that finds no free slot waits in a FIFO queue for at most QueueWait and is then
+// refused with ErrBusy (SERVICE_UNAVAILABLE, "server busy, retry later"), quickly, instead of
+// queueing behind an overloaded store until its timeout.
+//
+// The limit adapts to the latency of completed requests (time from admission to Done, the queue
+// wait not counted):
+//
+//   - a request slower than TargetLatency multiplies the limit by Backoff (0.9), at most once per
+//     "window": only a request admitted after the last decrease can decrease it again, so a burst
+//     of slow completions that were all admitted together counts once, as one congestion signal;
+//   - a request at or under the target adds 1/limit (one slot per limit's worth of fast requests),
+//     but only while the limit is in use (at least half of it in flight): an idle server does not
+//     grow a limit it has not tried;
+//   - the limit stays within [Min, Max].
+//
+// It knows nothing of what the requests do; handlers/rest and handlers/socket put it around the
+// calls that reach the store. An overload episode (refusals, until QuietPeriod passes without one)
+// is logged twice: a WARN line when it starts and an INFO line, with the number refused, when a
+// later request finds it over.
+package admission
+
+import (
+	"container/list"
+	"context"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/maoga/maoga/services/errs"
+)
+
+// MsgBusy is the message of a refusal.
+const MsgBusy = "server busy, retry later"
+
+// ErrBusy is the refusal: SERVICE_UNAVAILABLE. Nothing of a refused request ran.
+var ErrBusy = errs.New(errs.CodeServiceUnavailable, MsgBusy)
+
+// RetryAfter is what a refused REST call is told to wait (its Retry-After header): the queue is
+// short, a refusal means "come back in a moment", not "the store is down".
+const RetryAfter = time.Second
+
+// Defaults of Options.
+const (
+	DefaultMax           = 100 // the store client's connection pool: more in flight only queue there
+	DefaultMin           = 4
+	DefaultInitial       = 20
+	DefaultTargetLatency = 300 * time.Millisecond
+	DefaultQueueWait     = 300 * time.Millisecond
+	DefaultBackoff       = 0.9
+	DefaultQuietPeriod   = 5 * time.Second
+)
+
+// Options configure a Limiter. Zero values take the defaults above.
+type Options struct {
+	// Max and Min bound the limit (LIMIT_INFLIGHT_MAX, LIMIT_INFLIGHT_MIN); Min is raised to 1 and
+	// lowered to Max.
+	Max, Min int
+	// Initial is the limit at start, clamped to [Min, Max]; default DefaultInitial.
+	Initial int
+	// TargetLatency: a completed request slower than this lowers the limit
+	// (LIMIT_INFLIGHT_TARGET_LATENCY).
+	TargetLatency time.Duration
+	// QueueWait is how long a request waits for a slot before it is refused
+	// (LIMIT_INFLIGHT_QUEUE_WAIT). Negative: no wait, refused at once.
+	QueueWait time.Duration
+	// Backoff multiplies the limit on a slow completion, in (0, 1).
+	Backoff float64
+	// QuietPeriod without a refusal ends an overload episode (logging).
+	QuietPeriod time.Duration
+	Logger      *slog.Logger
+	// Now is the clock of latencies and episodes; default time.Now. (The queue wait uses real timers.)
+	Now func() time.Time
+}
+
+// Limiter is the adaptive concurrency limiter. A nil *Limiter admits everything (admission off).
+type Limiter struct {
+	o   Options
+	log *slog.Logger
+
+	mu           sync.Mutex
+	limit        float64 // effective limit: floor(limit)
+	inflight     int
+	waiters      list.List // of *waiter, oldest first
+	lastDecrease time.Time
+	refused      uint64
+	// overload episode
+	overloaded  bool
+	episodeFrom time.Time
+	lastRefusal time.Time
+	episodeN    uint64
+}
+
+type waiter struct {
+	ch      chan struct{} // closed when a slot is handed over
+	granted bool          // under Limiter.mu
+}
+
+// New returns a limiter. Max must be positive (callers keep a nil *Limiter for "off").
+func New(o Options) *Limiter {
+	if o.Max <= 0 {
+		o.Max = DefaultMax
+	}
+	if o.Min <= 0 {
+		o.Min = DefaultMin
+	}
+	o.Min = min(o.Min, o.Max)
+	if o.Initial <= 0 {
+		o.Initial = DefaultInitial
+	}
+	o.Initial = max(o.Min, min(o.Initial, o.Max))
+	if o.TargetLatency <= 0 {
+		o.TargetLatency = DefaultTargetLatency
+	}
+	if o.QueueWait == 0 {
+		o.QueueWait = DefaultQueueWait
+	}
+	if !(o.Backoff > 0 && o.Backoff < 1) {
+		o.Backoff = DefaultBackoff
+	}
+	if o.QuietPeriod <= 0 {
+		o.QuietPeriod = DefaultQuietPeriod
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Limiter{o: o, log: log.With("component", "admission"), limit: float64(o.Initial)}
+}
+
+// Ticket is an admitted request's slot; Done frees it and reports the request's latency.
+type Ticket struct {
+	l     *Limiter
+	start time.Time
+	once  sync.Once
+}
+
+// Done frees the slot (once; later calls do nothing). Call it when the request's work is over.
+func (t *Ticket) Done() {
+	if t == nil || t.l == nil {
+		return
+	}
+	t.once.Do(func() { t.l.release(t.start) })
+}
+
+// Acquire admits the request or refuses it with ErrBusy after waiting at most QueueWait for a slot
+// (or when ctx ends first: the caller went away). On success the caller must call Done.
+// A nil *Limiter admits at once.
+func (l *Limiter) Acquire(ctx context.Context) (*Ticket, error) {
+	if l == nil {
+		return nil, nil
+	}
+	l.mu.Lock()
+	now := l.o.Now()
+	l.endEpisodeIfQuiet(now)
+	if l.waiters.Len() == 0 && l.inflight < l.effective() {
+		l.inflight++
+		l.mu.Unlock()
+		return &Ticket{l: l, start: now}, nil
+	}
+	if l.o.QueueWait < 0 {
+		l.refuseLocked(now)
+		l.mu.Unlock()
+		return nil, ErrBusy
+	}
+	w := &waiter{ch: make(chan struct{})}
+	e := l.waiters.PushBack(w)
+	l.mu.Unlock()
+
+	timer := time.NewTimer(l.o.QueueWait)
+	defer timer.Stop()
+	var gone bool
+	select {
+	case <-w.ch:
+		return &Ticket{l: l, start: l.o.Now()}, nil
+	case <-timer.C:
+	case <-ctx.Done():
+		gone = true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if w.granted { // handed a slot while the timer fired
+		return &Ticket{l: l, start: l.o.Now()}, nil
+	}
+	l.waiters.Remove(e)
+	if !gone {
+		l.refuseLocked(l.o.Now())
+	}
+	return nil, ErrBusy
+}
+
+func (l *Limiter) effective() int { return int(l.limit) }
+
+// release ends a request admitted at start: the limit adapts, and freed slots go to the waiters.
+func (l *Limiter) release(start time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.o.Now()
+	took := now.Sub(start)
+	switch {
+	case took > l.o.TargetLatency:
+		if start.After(l.lastDecrease) { // one decrease per window: see the package comment
+			l.limit = math.Max(float64(l.o.Min), l.limit*l.o.Backoff)
+			l.lastDecrease = now
+		}
+	case float64(l.inflight)*2 >= l.limit:
+		l.limit = math.Min(float64(l.o.Max), l.limit+1/l.limit)
+	}
+	l.inflight--
+	for l.waiters.Len() > 0 && l.inflight < l.effective() {
+		w := l.waiters.Remove(l.waiters.Front()).(*waiter)
+		w.granted = true
+		l.inflight++
+		close(w.ch)
+	}
+}
+
+// refuseLocked counts a refusal and logs the start of an overload episode.
+func (l *Limiter) refuseLocked(now time.Time) {
+	l.refused++
+	l.lastRefusal = now
+	l.episodeN++
+	if !l.overloaded {
+		l.overloaded, l.episodeFrom = true, now
+		l.log.Warn("overload: refusing requests (SERVICE_UNAVAILABLE) while the in-flight limit is reached",
+			"limit", l.effective(), "inFlight", l.inflight, "queued", l.waiters.Len(), "queueWait", l.o.QueueWait)
+	}
+}
+
+// endEpisodeIfQuiet logs the end of an overload episode once QuietPeriod passed without a refusal.
+func (l *Limiter) endEpisodeIfQuiet(now time.Time) {
+	if l.overloaded && now.Sub(l.lastRefusal) >= l.o.QuietPeriod {
+		l.log.Info("overload over: requests admitted again", "refused", l.episodeN,
+			"lasted", l.lastRefusal.Sub(l.episodeFrom).Round(time.Millisecond), "limit", l.effective())
+		l.overloaded, l.episodeN = false, 0
+	}
+}
+
+// Limit is the current limit (requests in flight at most).
+func (l *Limiter) Limit() int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.effective()
+}
+
+// InFlight is the number of admitted requests not yet Done.
+func (l *Limiter) InFlight() int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.inflight
+}
+
+// Queued is the number of requests waiting for a slot.
+func (l *Limiter) Queued() int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.waiters.Len()
+}
+
+// Refused is the number of requests refused since start.
+func (l *Limiter) Refused() uint64 {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.refused
+}
+
+// Options returns the effective options (defaults applied).
+func (l *Limiter) Options() Options { return l.o }
