@@ -31,6 +31,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/maoga/maoga/models"
+	"github.com/maoga/maoga/services/admission"
 	"github.com/maoga/maoga/services/auth"
 	"github.com/maoga/maoga/services/errs"
 	"github.com/maoga/maoga/services/metrics"
@@ -65,6 +66,11 @@ type Options struct {
 	// ClientIP names the client of a request (c.RealIP()): behind trusted proxies the forwarded
 	// address (TRUSTED_PROXIES). Default: the peer address — never a header a client could forge.
 	ClientIP func(r *http.Request) string
+	// Admission, when set, admits every /api/ request before its handler (and the bearer check)
+	// runs (services/admission): under overload a request that finds no slot within the limiter's
+	// queue wait is answered 503 SERVICE_UNAVAILABLE "server busy, retry later" with
+	// Retry-After: 1 at once. Health, metrics and debug routes are never held back. nil: off.
+	Admission *admission.Limiter
 }
 
 // DefaultRetryAfter is Options.RetryAfter when unset.
@@ -109,6 +115,7 @@ func New(o Options) *API {
 			MaxAge:        600,
 		}))
 	}
+	e.Use(a.admit) // after CORS: a refusal carries the CORS headers, a preflight is never refused
 	a.Public = e.Group("/api")
 	a.Authed = e.Group("/api", a.requireUser)
 	e.GET("/healthz", a.healthz)
@@ -154,7 +161,11 @@ func (a *API) handleError(err error, c echo.Context) {
 		// per request would bury everything else. Clients are told when to try again.
 		a.opts.Logger.Debug("request failed: service unavailable", "method", c.Request().Method, "route", c.Path(),
 			"requestId", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
-		c.Response().Header().Set("Retry-After", strconv.Itoa(int(a.opts.RetryAfter/time.Second)))
+		retry := a.opts.RetryAfter
+		if errors.Is(err, admission.ErrBusy) { // shed: a moment, not an outage
+			retry = admission.RetryAfter
+		}
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(retry/time.Second)))
 	case e.Status >= 500:
 		a.opts.Logger.Error("request failed", "method", c.Request().Method, "route", c.Path(),
 			"requestId", c.Response().Header().Get(echo.HeaderXRequestID), "code", e.Code, "err", err)
@@ -221,6 +232,23 @@ func (a *API) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(c.Response(), r.Body, a.opts.BodyLimit)
 		}
+		return next(c)
+	}
+}
+
+// admit holds every /api/ request to the admission limit (Options.Admission) until its handler is
+// done; anything else (health, metrics, debug, the web client's files) passes.
+func (a *API) admit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		p := c.Request().URL.Path
+		if a.opts.Admission == nil || (p != "/api" && !strings.HasPrefix(p, "/api/")) {
+			return next(c)
+		}
+		ticket, err := a.opts.Admission.Acquire(c.Request().Context())
+		if err != nil {
+			return err // 503 SERVICE_UNAVAILABLE, Retry-After 1 (handleError); nothing ran
+		}
+		defer ticket.Done()
 		return next(c)
 	}
 }

@@ -54,7 +54,7 @@ func Chat(o ChatOptions) Feature {
 		c.On(EventChatJoin, h.join)
 		c.On(EventChatLeave, h.leave)
 		c.On(EventChatMessage, h.message)
-		c.On(EventChatTyping, h.typing)
+		c.OnUnadmitted(EventChatTyping, h.typing) // no store work: not refused under overload
 		c.On(EventChatRead, h.read)
 		// A socket restored by connection state recovery is back in the chat rooms its dropped
 		// transport left (and announced as left, below): tell the others it is back.

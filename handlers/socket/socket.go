@@ -33,6 +33,7 @@ import (
 
 	"github.com/maoga/maoga/models"
 	"github.com/maoga/maoga/server/socketio"
+	"github.com/maoga/maoga/services/admission"
 	"github.com/maoga/maoga/services/auth"
 	"github.com/maoga/maoga/services/errs"
 	"github.com/maoga/maoga/services/presence"
@@ -91,6 +92,11 @@ type Options struct {
 	// deleted) gets ACCESS_DENIED and the socket is disconnected. Default 1s; negative: never.
 	AccountRecheck time.Duration
 	Observer       Observer
+	// Admission, when set, admits each client event before anything of it runs (services/admission):
+	// under overload an event that finds no slot within the limiter's queue wait is answered
+	// SERVICE_UNAVAILABLE "server busy, retry later" (the `error` event and a failed ack) at once.
+	// Events registered with OnUnadmitted skip it. nil: every event is admitted.
+	Admission *admission.Limiter
 	// OnEmit, when set, is told the name of every event these handlers send
 	// (replies to the socket and broadcasts to its rooms; the `error` answers
 	// are reported through Observer's code), for metrics.
@@ -283,24 +289,36 @@ func (c *Conn) countEmit(event string) {
 // handler did not).
 type HandlerFunc func(ctx context.Context, ev *socketio.Event) error
 
-// On registers fn for a client event, wrapped: timeout, panic recovery,
-// error answers, metrics.
-func (c *Conn) On(event string, fn HandlerFunc) {
+// On registers fn for a client event, wrapped: admission (Options.Admission), timeout, panic
+// recovery, error answers, metrics.
+func (c *Conn) On(event string, fn HandlerFunc) { c.on(event, fn, true) }
+
+// OnUnadmitted registers fn like On but without admission control: for events that do no work on the
+// store and must not be refused under overload (chat:typing, a broadcast to a room).
+func (c *Conn) OnUnadmitted(event string, fn HandlerFunc) { c.on(event, fn, false) }
+
+func (c *Conn) on(event string, fn HandlerFunc, admit bool) {
 	c.Socket.On(event, func(ev *socketio.Event) {
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(c.ctx, c.h.opts.HandlerTimeout)
 		defer cancel()
-		err := c.checkAccount(ctx)
+		var err error
+		var ticket *admission.Ticket
+		if admit {
+			// Refused (overload): SERVICE_UNAVAILABLE at once, nothing of the event ran. The limiter
+			// logs the overload once per episode; Fail logs the refusal at debug level only.
+			ticket, err = c.h.opts.Admission.Acquire(ctx)
+		}
 		if err == nil {
-			err = c.call(ctx, fn, ev)
-		} else if errs.Is(err, errs.CodeAccessDenied) {
-			Fail(c.Logger(), ev, err)
-			c.Logger().Info("account no longer active: disconnecting", "reason", err)
-			c.Socket.Disconnect(true)
-			if c.h.opts.Observer != nil {
-				c.h.opts.Observer(event, errs.CodeAccessDenied, time.Since(start))
+			err = c.checkAccount(ctx)
+			if err == nil {
+				err = c.call(ctx, fn, ev)
+			} else if errs.Is(err, errs.CodeAccessDenied) {
+				ticket.Done()
+				c.accessDenied(ev, err, start)
+				return
 			}
-			return
+			ticket.Done() // the latency the limit adapts to: admission to the handler's end
 		}
 		if err != nil {
 			Fail(c.Logger(), ev, err)
@@ -311,6 +329,16 @@ func (c *Conn) On(event string, fn HandlerFunc) {
 			c.h.opts.Observer(event, codeOf(err), time.Since(start))
 		}
 	})
+}
+
+// accessDenied answers an event of an account that is no longer active and disconnects the socket.
+func (c *Conn) accessDenied(ev *socketio.Event, err error, start time.Time) {
+	Fail(c.Logger(), ev, err)
+	c.Logger().Info("account no longer active: disconnecting", "reason", err)
+	c.Socket.Disconnect(true)
+	if c.h.opts.Observer != nil {
+		c.h.opts.Observer(ev.Name(), errs.CodeAccessDenied, time.Since(start))
+	}
 }
 
 // checkAccount reloads the user when the last check is older than AccountRecheck. An account that is

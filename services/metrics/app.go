@@ -39,3 +39,26 @@ func NewApp() *App {
 		HTTPSeconds:      r.Histogram("maoga_http_request_duration_seconds", "REST request latency by method and route.", nil, "method", "route"),
 	}
 }
+
+// AdmissionStats is what the load-shedding limiter reports (*admission.Limiter).
+type AdmissionStats interface {
+	Limit() int
+	InFlight() int
+	Queued() int
+	Refused() uint64
+}
+
+// RegisterAdmission exports the load-shedding limiter's numbers, read at each scrape:
+// maoga_admission_limit, maoga_admission_in_flight, maoga_admission_queued and
+// maoga_admission_refused_total. Call it once, only when load shedding is on.
+func (a *App) RegisterAdmission(s AdmissionStats) {
+	r := a.Registry
+	r.GaugeFunc("maoga_admission_limit", "Current adaptive limit of requests in flight (load shedding).",
+		func() float64 { return float64(s.Limit()) })
+	r.GaugeFunc("maoga_admission_in_flight", "Admitted requests (REST calls, socket events) not yet finished.",
+		func() float64 { return float64(s.InFlight()) })
+	r.GaugeFunc("maoga_admission_queued", "Requests waiting for a free slot of the in-flight limit.",
+		func() float64 { return float64(s.Queued()) })
+	r.CounterFunc("maoga_admission_refused_total", "Requests refused with SERVICE_UNAVAILABLE because the in-flight limit was reached.",
+		func() float64 { return float64(s.Refused()) })
+}

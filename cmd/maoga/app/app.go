@@ -25,6 +25,7 @@ import (
 	"github.com/maoga/maoga/models"
 	"github.com/maoga/maoga/server/engineio"
 	"github.com/maoga/maoga/server/socketio"
+	"github.com/maoga/maoga/services/admission"
 	"github.com/maoga/maoga/services/auth"
 	"github.com/maoga/maoga/services/chat"
 	"github.com/maoga/maoga/services/events"
@@ -64,6 +65,9 @@ type App struct {
 	Lobbies       *lobby.Service       // lobbies; matchmaking calls CreateForMatch/OpenLobbyOf (lobby helper)
 	Matchmaking   *matchmaking.Service // requests and the ticking matcher (matchmaking helper)
 	API           *rest.API
+	// Admission sheds load (LIMIT_INFLIGHT_*): one adaptive in-flight limit over the REST calls and
+	// the socket events; nil when LIMIT_INFLIGHT_MAX is 0.
+	Admission *admission.Limiter
 
 	handler  http.Handler
 	redis    *redis.Client
@@ -103,7 +107,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err := errors.Join(cfg.productionProblems()...); err != nil { // APP_ENV=production (appenv.go)
 		return nil, err
 	}
-	a := &App{Config: cfg, Log: log, Metrics: metrics.NewApp()}
+	a := &App{Config: cfg, Log: log, Metrics: metrics.NewApp(), Admission: cfg.Admission(log)}
+	if a.Admission != nil {
+		a.Metrics.RegisterAdmission(a.Admission)
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -288,7 +295,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// features = append(features, chat.Register(...), lobby.Register(...), matchmaking.Register(...))
 	// ────────────────────────────────────────────────────────────────────────────────────────────────
 	socket.Register(nsp, socket.Options{Tokens: a.Auth, Users: userModels, Presence: a.Presence,
-		Features: features, Observer: a.observeSocketEvent, Logger: log,
+		Features: features, Observer: a.observeSocketEvent, Logger: log, Admission: a.Admission,
 		OnEmit: func(event string) { a.Metrics.EventsOut.With(event).Inc() },
 		// Rooms a recovered socket may rejoin: one check per feature that joins rooms (cluster helper).
 		RecoveryChecks: []socket.RoomCheck{socket.LobbyRoomCheck(a.Lobbies), socket.ChatRoomCheck(a.Chat),
@@ -314,7 +321,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	a.API = rest.New(rest.Options{Auth: a.Auth, Store: store, Metrics: a.Metrics, Logger: log,
 		BodyLimit: cfg.BodyLimit, CORSOrigins: cfg.CORSOrigins, Ready: ready, Draining: a.draining.Load,
-		ClientIP: clientIP})
+		ClientIP: clientIP, Admission: a.Admission})
 	rest.RegisterAuth(a.API, a.Auth)
 	rest.RegisterUsers(a.API, a.Users)
 	rest.RegisterFriends(a.API, a.Friends)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/maoga/maoga/internal/clientaddr"
 	"github.com/maoga/maoga/models"
+	"github.com/maoga/maoga/services/admission"
 	"github.com/maoga/maoga/services/matchmaking"
 )
 
@@ -95,6 +96,18 @@ const DevJWTSecret = "maoga-development-secret-do-not-use-in-production"
 //	LIMIT_HANDSHAKE_BURST 40        bucket size of LIMIT_HANDSHAKES_PER_SECOND
 //	LIMIT_ROOMS_PER_SOCKET 1000     rooms one socket may be in, its own not counted (0: no limit)
 //	LIMIT_NAMESPACES_PER_CLIENT 32  namespaces one connection may join at once (0: no limit)
+//
+// Load shedding (services/admission): REST calls under /api/ and client socket events (chat:typing
+// excepted) are admitted by one adaptive concurrency limiter; past it they are refused at once with
+// SERVICE_UNAVAILABLE "server busy, retry later" (REST: 503, Retry-After: 1):
+//
+//	LIMIT_INFLIGHT_MAX 100          upper bound of the in-flight limit (0: no load shedding)
+//	LIMIT_INFLIGHT_MIN 4            lower bound of the in-flight limit (1..LIMIT_INFLIGHT_MAX)
+//	LIMIT_INFLIGHT_TARGET_LATENCY 300ms
+//	                                a request slower than this (admission to answer) lowers the limit
+//	                                ×0.9 (once per window); faster ones raise it by 1/limit
+//	LIMIT_INFLIGHT_QUEUE_WAIT 300ms how long a request waits for a free slot before it is refused
+//	                                (0: refused at once)
 type Config struct {
 	Host            string
 	Port            int
@@ -353,11 +366,32 @@ type EdgeConfig struct {
 	LimitHandshakeBurst      int            // LIMIT_HANDSHAKE_BURST
 	LimitRoomsPerSocket      int            // LIMIT_ROOMS_PER_SOCKET
 	LimitNamespacesPerClient int            // LIMIT_NAMESPACES_PER_CLIENT
+
+	// Load shedding (services/admission).
+	LimitInflightMax           int           // LIMIT_INFLIGHT_MAX; 0: off
+	LimitInflightMin           int           // LIMIT_INFLIGHT_MIN
+	LimitInflightTargetLatency time.Duration // LIMIT_INFLIGHT_TARGET_LATENCY
+	LimitInflightQueueWait     time.Duration // LIMIT_INFLIGHT_QUEUE_WAIT; 0: no wait
 }
 
 func edgeDefaults() EdgeConfig {
 	return EdgeConfig{RecoveryMaxDisconnection: 2 * time.Minute, LimitConnectionsPerIP: 100,
-		LimitHandshakesPerSecond: 20, LimitHandshakeBurst: 40, LimitRoomsPerSocket: 1000, LimitNamespacesPerClient: 32}
+		LimitHandshakesPerSecond: 20, LimitHandshakeBurst: 40, LimitRoomsPerSocket: 1000, LimitNamespacesPerClient: 32,
+		LimitInflightMax: admission.DefaultMax, LimitInflightMin: admission.DefaultMin,
+		LimitInflightTargetLatency: admission.DefaultTargetLatency, LimitInflightQueueWait: admission.DefaultQueueWait}
+}
+
+// Admission is the load-shedding limiter of these settings; nil when LIMIT_INFLIGHT_MAX is 0.
+func (e EdgeConfig) Admission(log *slog.Logger) *admission.Limiter {
+	if e.LimitInflightMax <= 0 {
+		return nil
+	}
+	wait := e.LimitInflightQueueWait
+	if wait == 0 {
+		wait = -1 // admission: negative is "no wait"
+	}
+	return admission.New(admission.Options{Max: e.LimitInflightMax, Min: e.LimitInflightMin,
+		TargetLatency: e.LimitInflightTargetLatency, QueueWait: wait, Logger: log})
 }
 
 // fromEnv reads the EdgeConfig variables into e and returns one problem per malformed value.
@@ -415,6 +449,31 @@ func (e *EdgeConfig) fromEnv(getenv func(string) string) []error {
 	count("LIMIT_HANDSHAKE_BURST", &e.LimitHandshakeBurst, 1)
 	count("LIMIT_ROOMS_PER_SOCKET", &e.LimitRoomsPerSocket, 0)
 	count("LIMIT_NAMESPACES_PER_CLIENT", &e.LimitNamespacesPerClient, 0)
+	// Load shedding.
+	count("LIMIT_INFLIGHT_MAX", &e.LimitInflightMax, 0)
+	count("LIMIT_INFLIGHT_MIN", &e.LimitInflightMin, 1)
+	if e.LimitInflightMax > 0 && e.LimitInflightMin > e.LimitInflightMax {
+		problems = append(problems, fmt.Errorf("LIMIT_INFLIGHT_MIN=%d: want at most LIMIT_INFLIGHT_MAX (%d)",
+			e.LimitInflightMin, e.LimitInflightMax))
+	}
+	latency := func(key string, dst *time.Duration, zeroOK bool) {
+		v := strings.TrimSpace(getenv(key))
+		if v == "" {
+			return
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || (d == 0 && !zeroOK) || d > time.Minute {
+			what := "a positive duration like 300ms"
+			if zeroOK {
+				what = "a duration like 300ms, or 0 for no wait"
+			}
+			problems = append(problems, fmt.Errorf("%s=%q: want %s (at most 1m)", key, v, what))
+			return
+		}
+		*dst = d
+	}
+	latency("LIMIT_INFLIGHT_TARGET_LATENCY", &e.LimitInflightTargetLatency, false)
+	latency("LIMIT_INFLIGHT_QUEUE_WAIT", &e.LimitInflightQueueWait, true)
 	return problems
 }
 

@@ -114,3 +114,41 @@ func TestFromEnvEdge(t *testing.T) {
 		}
 	}
 }
+
+// Load shedding (LIMIT_INFLIGHT_*): defaults, values, 0 = off, and every malformed value named.
+func TestFromEnvInflightLimit(t *testing.T) {
+	c, err := FromEnv(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LimitInflightMax != 100 || c.LimitInflightMin != 4 || c.LimitInflightTargetLatency != 300*time.Millisecond ||
+		c.LimitInflightQueueWait != 300*time.Millisecond || c.Admission(nil) == nil {
+		t.Fatalf("defaults %+v", c.EdgeConfig)
+	}
+	if l := c.Admission(nil); l.Limit() != 20 || l.Options().Max != 100 || l.Options().Min != 4 {
+		t.Fatalf("default limiter: limit %d, %+v", l.Limit(), l.Options())
+	}
+	c, err = FromEnv(env(map[string]string{"LIMIT_INFLIGHT_MAX": "8", "LIMIT_INFLIGHT_MIN": "2",
+		"LIMIT_INFLIGHT_TARGET_LATENCY": "150ms", "LIMIT_INFLIGHT_QUEUE_WAIT": "0"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := c.Admission(nil).Options()
+	if o.Max != 8 || o.Min != 2 || o.TargetLatency != 150*time.Millisecond || o.QueueWait >= 0 {
+		t.Fatalf("values: %+v", o)
+	}
+	if c, err := FromEnv(env(map[string]string{"LIMIT_INFLIGHT_MAX": "0"})); err != nil || c.Admission(nil) != nil {
+		t.Fatalf("0 turns shedding off: %v", err)
+	}
+	_, err = FromEnv(env(map[string]string{"LIMIT_INFLIGHT_MAX": "-1", "LIMIT_INFLIGHT_MIN": "0",
+		"LIMIT_INFLIGHT_TARGET_LATENCY": "0", "LIMIT_INFLIGHT_QUEUE_WAIT": "soon"}))
+	for _, key := range []string{"LIMIT_INFLIGHT_MAX", "LIMIT_INFLIGHT_MIN", "LIMIT_INFLIGHT_TARGET_LATENCY", "LIMIT_INFLIGHT_QUEUE_WAIT"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("error does not mention %s: %v", key, err)
+		}
+	}
+	if _, err := FromEnv(env(map[string]string{"LIMIT_INFLIGHT_MAX": "3", "LIMIT_INFLIGHT_MIN": "5"})); err == nil ||
+		!strings.Contains(err.Error(), "LIMIT_INFLIGHT_MIN") {
+		t.Fatalf("min over max: %v", err)
+	}
+}
