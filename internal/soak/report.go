@@ -25,16 +25,20 @@ func (r *Report) WriteTable(out io.Writer) {
 		r.Clients, r.DurationS, r.WarmUpS, r.WallS, r.ThinkMs[0], r.ThinkMs[1], r.OpTimeoutMs, r.Seed)
 	fmt.Fprintf(out, "load average: start %s, end %s\n\n", r.LoadAvgStart, r.LoadAvgEnd)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "operation\ttotal\tok\texpected\tunexpected\ttimeouts\tp50 ms\tp99 ms\tmax ms\t codes\t")
+	fmt.Fprintln(tw, "operation\ttotal\tok\texpected\tshed\tunexpected\ttimeouts\tp50 ms\tp99 ms\tmax ms\t codes\t")
 	for _, o := range r.Ops {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t %s\t\n", o.Op, o.Total, o.OK, o.Expected,
-			o.Unexpected, o.Timeouts, o.P50ms, o.P99ms, o.Maxms, codeList(o.Codes))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t %s\t\n", o.Op, o.Total, o.OK, o.Expected,
+			o.Shed, o.Unexpected, o.Timeouts, o.P50ms, o.P99ms, o.Maxms, codeList(o.Codes))
 	}
 	t := r.Totals
-	fmt.Fprintf(tw, "all\t%d\t%d\t%d\t%d\t%d\t\t\t\t\t\n", t.Ops, t.OK, t.Expected, t.Unexpected, t.Timeouts)
+	fmt.Fprintf(tw, "all\t%d\t%d\t%d\t%d\t%d\t%d\t\t\t\t\t\n", t.Ops, t.OK, t.Expected, t.Shed, t.Unexpected, t.Timeouts)
 	tw.Flush()
-	fmt.Fprintf(out, "\nsocket acks p50 %.1f ms, p99 %.1f ms, max %.1f ms; REST p50 %.1f ms, p99 %.1f ms, max %.1f ms; %.0f ops/s in the load phase\n",
+	fmt.Fprintf(out, "\nsocket acks p50 %.1f ms, p99 %.1f ms, max %.1f ms; REST p50 %.1f ms, p99 %.1f ms, max %.1f ms (calls the server accepted); %.0f ops/s in the load phase\n",
 		t.AckP50ms, t.AckP99ms, t.AckMaxms, t.RestP50ms, t.RestP99ms, t.RestMaxms, r.OpsPerSecond)
+	if t.Shed > 0 {
+		fmt.Fprintf(out, "shed: %d calls refused by the server's load shedding (SERVICE_UNAVAILABLE %q within %v; nothing of them ran), refusal p50 %.1f ms, max %.1f ms\n",
+			t.Shed, ShedMessage, ShedMaxLatency, t.ShedP50ms, t.ShedMaxms)
+	}
 	fmt.Fprintf(out, "drops: %d sessions recovered, %d fresh; peak sockets connected %.0f; sockets drained %.1fs after the last client closed\n\n",
 		r.Recovered, r.NotRecovered, r.PeakSockets, r.DrainS)
 

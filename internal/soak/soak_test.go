@@ -96,6 +96,37 @@ func TestRecorder(t *testing.T) {
 	}
 }
 
+// TestShedIsCountedApart: a fast load-shedding refusal is "shed", apart from the accepted calls'
+// latencies; a slow one, or a SERVICE_UNAVAILABLE of the store (other message), stays unexpected.
+func TestShedIsCountedApart(t *testing.T) {
+	r := NewRecorder()
+	r.Record(OpLobbyChat, true, "", "", 20*time.Millisecond)
+	r.Record(OpLobbyChat, true, "SERVICE_UNAVAILABLE", "chat:message: server busy, retry later", 310*time.Millisecond)
+	r.Record(OpLobbyChat, true, "SERVICE_UNAVAILABLE", "chat:message: server busy, retry later", 2500*time.Millisecond)
+	r.Record(OpLobbyChat, true, "SERVICE_UNAVAILABLE", "chat:message: Service temporarily unavailable, try again shortly", 40*time.Millisecond)
+	r.Record(OpLobbyCreate, false, "SERVICE_UNAVAILABLE", "POST /api/lobbies: server busy, retry later", 300*time.Millisecond)
+	r.Record(OpLobbyCreate, false, "SERVICE_UNAVAILABLE", "POST /api/lobbies: server busy, retry later", 5100*time.Millisecond)
+	ops, tot, samples := r.Summary()
+	if tot.Shed != 2 || tot.Unexpected != 3 || tot.OK != 1 || tot.Ops != 6 {
+		t.Fatalf("totals %+v", tot)
+	}
+	for _, o := range ops {
+		if o.Op == OpLobbyChat && (o.Shed != 1 || o.Unexpected != 2 || o.Codes["shed SERVICE_UNAVAILABLE"] != 1) {
+			t.Fatalf("chat %+v", o)
+		}
+	}
+	// Accepted calls' latencies leave the shed ones out; the slow refusals are in (they are failures).
+	if tot.AckP50ms != 40 || tot.AckMaxms != 2500 || tot.RestMaxms != 5100 || tot.ShedMaxms != 310 || tot.ShedP50ms != 300 {
+		t.Fatalf("latencies %+v", tot)
+	}
+	if len(samples) != 3 {
+		t.Fatalf("samples %q", samples)
+	}
+	if IsShed("SERVICE_UNAVAILABLE", "server busy, retry later", 0) || IsShed("RATE_LIMITED", "server busy, retry later", time.Millisecond) {
+		t.Fatal("IsShed accepts what it must not")
+	}
+}
+
 func TestChoose(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	got := map[string]int{}

@@ -14,7 +14,24 @@ const (
 	OutcomeExpected   = "expected" // a documented refusal the scenario provokes (lobby full, rate limited, ...)
 	OutcomeUnexpected = "unexpected"
 	OutcomeTimeout    = "timeout"
+	// OutcomeShed: the server's load shedding refused the call (SERVICE_UNAVAILABLE "server busy,
+	// retry later") within ShedMaxLatency: an honest refusal under overload, nothing of the call ran.
+	// A SERVICE_UNAVAILABLE that took longer, or any other one, stays unexpected.
+	OutcomeShed = "shed"
 )
+
+// ShedMessage is the message of a load-shedding refusal (services/admission.MsgBusy).
+const ShedMessage = "server busy, retry later"
+
+// ShedMaxLatency is how fast a refusal must come to count as shed: the server's queue wait
+// (LIMIT_INFLIGHT_QUEUE_WAIT, 300 ms) plus slack. A refusal that kept the client waiting seconds
+// is no better than a timeout.
+const ShedMaxLatency = time.Second
+
+// IsShed reports whether an answer is a fast load-shedding refusal.
+func IsShed(code, message string, took time.Duration) bool {
+	return code == "SERVICE_UNAVAILABLE" && strings.Contains(message, ShedMessage) && took > 0 && took <= ShedMaxLatency
+}
 
 // rule is one documented refusal the scenario provokes on purpose or by races it cannot avoid.
 // REST answers carry REST.md's generic codes (a JOIN_ERROR is CONFLICT there), so some rules look at
@@ -88,10 +105,11 @@ type Recorder struct {
 }
 
 type opStats struct {
-	counts map[string]int // outcome → n
-	codes  map[string]int // outcome + " " + code → n (errors only)
-	lat    []time.Duration
-	socket bool // acknowledged Socket.IO event (else REST or connection)
+	counts map[string]int  // outcome → n
+	codes  map[string]int  // outcome + " " + code → n (errors only)
+	lat    []time.Duration // answered calls, shed ones excepted
+	shed   []time.Duration // latencies of the shed ones
+	socket bool            // acknowledged Socket.IO event (else REST or connection)
 }
 
 // NewRecorder returns an empty recorder.
@@ -101,7 +119,7 @@ func NewRecorder() *Recorder { return &Recorder{ops: map[string]*opStats{}} }
 const MaxSamples = 30
 
 // Record notes one operation: code is "" on success; a timeout has code "TIMEOUT". Latency counts
-// only answered operations (timeouts have none). socket marks Socket.IO acknowledgements.
+// only operations the server accepted and answered (timeouts have none; shed ones are kept apart). socket marks Socket.IO acknowledgements.
 // detail names the call and carries the server's message, which the rules of IsExpected look at.
 func (r *Recorder) Record(op string, socket bool, code, detail string, d time.Duration) string {
 	outcome := OutcomeOK
@@ -109,6 +127,8 @@ func (r *Recorder) Record(op string, socket bool, code, detail string, d time.Du
 	case code == "":
 	case code == "TIMEOUT":
 		outcome = OutcomeTimeout
+	case IsShed(code, detail, d):
+		outcome = OutcomeShed
 	case IsExpected(op, code, detail):
 		outcome = OutcomeExpected
 	default:
@@ -125,7 +145,10 @@ func (r *Recorder) Record(op string, socket bool, code, detail string, d time.Du
 	if code != "" {
 		s.codes[outcome+" "+code]++
 	}
-	if outcome != OutcomeTimeout && d > 0 {
+	switch {
+	case outcome == OutcomeShed:
+		s.shed = append(s.shed, d)
+	case outcome != OutcomeTimeout && d > 0:
 		s.lat = append(s.lat, d)
 	}
 	if (outcome == OutcomeUnexpected || outcome == OutcomeTimeout) && len(r.samples) < MaxSamples {
@@ -143,6 +166,7 @@ type OpSummary struct {
 	Expected   int            `json:"expected"`
 	Unexpected int            `json:"unexpected"`
 	Timeouts   int            `json:"timeouts"`
+	Shed       int            `json:"shed"`
 	Codes      map[string]int `json:"codes,omitempty"` // "expected JOIN_ERROR" → n
 	P50ms      float64        `json:"p50ms"`
 	P99ms      float64        `json:"p99ms"`
@@ -152,17 +176,22 @@ type OpSummary struct {
 // Totals sums the operations and gives the latency percentiles of socket acks and of the REST calls
 // of the scenario (registration, the set-up, has its own line).
 type Totals struct {
-	Ops        int     `json:"ops"`
-	OK         int     `json:"ok"`
-	Expected   int     `json:"expected"`
-	Unexpected int     `json:"unexpected"`
-	Timeouts   int     `json:"timeouts"`
-	AckP50ms   float64 `json:"ackP50ms"`
-	AckP99ms   float64 `json:"ackP99ms"`
-	AckMaxms   float64 `json:"ackMaxms"`
-	RestP50ms  float64 `json:"restP50ms"`
-	RestP99ms  float64 `json:"restP99ms"`
-	RestMaxms  float64 `json:"restMaxms"`
+	Ops        int `json:"ops"`
+	OK         int `json:"ok"`
+	Expected   int `json:"expected"`
+	Unexpected int `json:"unexpected"`
+	Timeouts   int `json:"timeouts"`
+	Shed       int `json:"shed"`
+	// Latencies of the calls the server accepted (shed ones are not in them).
+	AckP50ms  float64 `json:"ackP50ms"`
+	AckP99ms  float64 `json:"ackP99ms"`
+	AckMaxms  float64 `json:"ackMaxms"`
+	RestP50ms float64 `json:"restP50ms"`
+	RestP99ms float64 `json:"restP99ms"`
+	RestMaxms float64 `json:"restMaxms"`
+	// How long the shed calls (socket and REST) waited for their refusal.
+	ShedP50ms float64 `json:"shedP50ms"`
+	ShedMaxms float64 `json:"shedMaxms"`
 }
 
 // Summary returns the per-operation lines (sorted by name), the totals and the error samples.
@@ -171,11 +200,11 @@ func (r *Recorder) Summary() ([]OpSummary, Totals, []string) {
 	defer r.mu.Unlock()
 	var out []OpSummary
 	var tot Totals
-	var acks, rest []time.Duration
+	var acks, rest, shed []time.Duration
 	for op, s := range r.ops {
 		o := OpSummary{Op: op, Socket: s.socket, OK: s.counts[OutcomeOK], Expected: s.counts[OutcomeExpected],
-			Unexpected: s.counts[OutcomeUnexpected], Timeouts: s.counts[OutcomeTimeout]}
-		o.Total = o.OK + o.Expected + o.Unexpected + o.Timeouts
+			Unexpected: s.counts[OutcomeUnexpected], Timeouts: s.counts[OutcomeTimeout], Shed: s.counts[OutcomeShed]}
+		o.Total = o.OK + o.Expected + o.Unexpected + o.Timeouts + o.Shed
 		if len(s.codes) > 0 {
 			o.Codes = map[string]int{}
 			for k, v := range s.codes {
@@ -189,6 +218,10 @@ func (r *Recorder) Summary() ([]OpSummary, Totals, []string) {
 		tot.Expected += o.Expected
 		tot.Unexpected += o.Unexpected
 		tot.Timeouts += o.Timeouts
+		tot.Shed += o.Shed
+		if op != OpRegister { // registration is set-up
+			shed = append(shed, s.shed...)
+		}
 		switch {
 		case s.socket:
 			acks = append(acks, s.lat...)
@@ -199,6 +232,7 @@ func (r *Recorder) Summary() ([]OpSummary, Totals, []string) {
 	sort.Slice(out, func(i, j int) bool { return out[i].Op < out[j].Op })
 	tot.AckP50ms, tot.AckP99ms, tot.AckMaxms = ms(Percentile(acks, 50)), ms(Percentile(acks, 99)), ms(Percentile(acks, 100))
 	tot.RestP50ms, tot.RestP99ms, tot.RestMaxms = ms(Percentile(rest, 50)), ms(Percentile(rest, 99)), ms(Percentile(rest, 100))
+	tot.ShedP50ms, tot.ShedMaxms = ms(Percentile(shed, 50)), ms(Percentile(shed, 100))
 	return out, tot, append([]string(nil), r.samples...)
 }
 
@@ -231,7 +265,9 @@ func codeList(m map[string]int) string {
 	for _, k := range keys {
 		outcome, code, _ := strings.Cut(k, " ")
 		mark := ""
-		if outcome != OutcomeExpected {
+		if outcome == OutcomeShed {
+			mark = "shed:"
+		} else if outcome != OutcomeExpected {
 			mark = "!"
 		}
 		parts = append(parts, fmt.Sprintf("%s%s×%d", mark, code, m[k]))
