@@ -152,6 +152,17 @@ func (r *MatchRequests) Delete(ctx context.Context, id bson.ObjectID) error {
 	return nil
 }
 
+// DeletePending removes request id only while it is still pending (never seen by the matcher, never
+// answered as started); deleted is false when it is not there or not pending any more.
+func (r *MatchRequests) DeletePending(ctx context.Context, id bson.ObjectID) (deleted bool, err error) {
+	defer LockDoc(r.c.Name(), id)()
+	res, err := r.c.DeleteOne(ctx, bson.M{"_id": id, "status": MatchPending})
+	if err != nil {
+		return false, errs.Internal(err)
+	}
+	return res.DeletedCount > 0, nil
+}
+
 // ByID loads one request; NOT_FOUND when missing.
 func (r *MatchRequests) ByID(ctx context.Context, id bson.ObjectID) (*MatchRequest, error) {
 	var m MatchRequest

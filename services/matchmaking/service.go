@@ -220,6 +220,13 @@ func contains(list []string, v string) bool {
 
 // Start queues a request for userID. CONFLICT when the user already has an active request or sits
 // in an open lobby.
+//
+// A retry after a failed start succeeds: a start whose write timed out may have been stored all the
+// same (the client was answered 503), and its request, still pending, holds the user's active key.
+// A pending request was never answered as started and never seen by the matcher, so a new start of
+// the same user takes its place (takeOverPending) instead of answering CONFLICT until the matcher
+// removes it after ClaimTimeout. (A start of the same user running at this very moment loses its
+// request the same way and answers CONFLICT: the newer start wins.)
 func (s *Service) Start(ctx context.Context, userID string, in StartInput) (*models.MatchRequest, error) {
 	uid, ok := models.ParseID(userID)
 	if !ok {
@@ -232,7 +239,15 @@ func (s *Service) Start(ctx context.Context, userID string, in StartInput) (*mod
 	now := s.stamp()
 	m := &models.MatchRequest{UserID: uid, GameID: in.GameID, GameMode: in.GameMode, Region: region, Skill: &skill,
 		Criteria: crit, Status: models.MatchPending, ActiveKey: uid.Hex(), CreatedAt: now, UpdatedAt: now}
-	if err := s.reqs.Insert(ctx, m); err != nil {
+	err = s.reqs.Insert(ctx, m)
+	if errs.Is(err, errs.CodeConflict) {
+		var retry bool
+		if retry, err = s.takeOverPending(ctx, uid, err); retry {
+			m.ID = bson.ObjectID{}
+			err = s.reqs.Insert(ctx, m)
+		}
+	}
+	if err != nil {
 		if errs.Is(err, errs.CodeConflict) {
 			e := errs.Conflict("you are already searching for a match")
 			if cur, cerr := s.reqs.ActiveByUser(ctx, uid); cerr == nil {
@@ -257,12 +272,40 @@ func (s *Service) Start(ctx context.Context, userID string, in StartInput) (*mod
 	}
 	m, err = s.reqs.Transition(ctx, m.ID, models.MatchFilter{From: []string{models.MatchPending}},
 		bson.M{"status": models.MatchSearching, "updatedAt": s.stamp()}, nil)
+	if errs.Is(err, errs.CodeNotFound) { // a newer start of the user took its place (takeOverPending)
+		return nil, errs.Conflict("this search was replaced by a newer start of the same user")
+	}
 	if err != nil {
 		return nil, err
 	}
 	s.publish(ctx, events.MatchmakingStarted, StartedData{RequestID: m.ID.Hex(), UserID: userID, GameID: m.GameID,
 		GameMode: m.GameMode, Region: m.Region, Skill: skill, CreatedAt: realtime.ISOTime(m.CreatedAt)})
 	return m, nil
+}
+
+// takeOverPending handles an insert refused because the user holds an active request (conflict).
+// retry is true when the insert may be tried again: the active request was pending and is removed
+// now (left by a start whose answer was lost), or it finished in the meantime. Otherwise conflict is
+// returned: the user really is searching (or being matched).
+func (s *Service) takeOverPending(ctx context.Context, uid bson.ObjectID, conflict error) (retry bool, err error) {
+	cur, err := s.reqs.ActiveByUser(ctx, uid)
+	switch {
+	case errs.Is(err, errs.CodeNotFound):
+		return true, nil
+	case err != nil:
+		return false, err
+	case cur.Status != models.MatchPending:
+		return false, conflict
+	}
+	deleted, err := s.reqs.DeletePending(ctx, cur.ID)
+	if err != nil {
+		return false, err
+	}
+	if deleted {
+		s.log.Info("a new start replaced a pending match request (a start whose answer was lost, or one running now)",
+			"requestId", cur.ID.Hex(), "userId", uid.Hex(), "pendingSince", cur.CreatedAt)
+	}
+	return true, nil // not deleted: it became searching or was removed meanwhile; the insert tells which
 }
 
 // own loads requestID and checks userID owns it; other users' requests are NOT_FOUND.

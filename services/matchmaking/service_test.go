@@ -66,6 +66,9 @@ type lobbies struct {
 	seats   map[string][]string // user id → lobby ids
 	protect bool
 	fail    error
+	// onCheck, when set, runs (once, then cleared) at the start of the next InOpenLobby: between a
+	// start's insert and its update to searching.
+	onCheck func()
 }
 
 func newLobbies() *lobbies {
@@ -99,6 +102,13 @@ func (l *lobbies) CreateForMatch(_ context.Context, gameID, gameMode string, use
 }
 
 func (l *lobbies) InOpenLobby(_ context.Context, userID string) (bool, error) {
+	l.mu.Lock()
+	hook := l.onCheck
+	l.onCheck = nil
+	l.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.seats[userID]) > 0, nil
