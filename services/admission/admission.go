@@ -5,15 +5,23 @@
 // queueing behind an overloaded store until its timeout.
 //
 // The limit adapts to the latency of completed requests (time from admission to Done, the queue
-// wait not counted):
+// wait not counted), sampled in windows as Netflix's WindowedLimit does around its AIMD limit: a
+// window closes once it holds as many completions as the limit (at least MinWindow), or after
+// MaxWindowTime with at least one. Then
 //
-//   - a request slower than TargetLatency multiplies the limit by Backoff (0.9), at most once per
-//     "window": only a request admitted after the last decrease can decrease it again, so a burst
-//     of slow completions that were all admitted together counts once, as one congestion signal;
-//   - a request at or under the target adds 1/limit (one slot per limit's worth of fast requests),
-//     but only while the limit is in use (at least half of it in flight): an idle server does not
-//     grow a limit it has not tried;
+//   - when the window's average latency is above TargetLatency the limit is multiplied by Backoff
+//     (0.9), or by target/average when that is lower (but never below 0.5: at most halved), so a
+//     limit grown on cheap requests comes down within a few windows when the store slows down; one
+//     decrease per window, so one burst of slow requests counts once;
+//   - otherwise it grows by one, which is 1/limit per fast completion;
+//   - both only when the limit was in use (at least half of it in flight at some completion of the
+//     window): a lightly loaded server neither grows a limit it has not tried nor shrinks it for a
+//     slow request that concurrency did not slow down;
 //   - the limit stays within [Min, Max].
+//
+// The average, not each request, decides: a mix of quick reads and heavier writes is judged by what
+// the store costs on the whole, and a limit that lets every request through while some of them are
+// slow keeps growing no more than one that holds latency at the target.
 //
 // It knows nothing of what the requests do; handlers/rest and handlers/socket put it around the
 // calls that reach the store. An overload episode (refusals, until QuietPeriod passes without one)
@@ -51,6 +59,11 @@ const (
 	DefaultQueueWait     = 300 * time.Millisecond
 	DefaultBackoff       = 0.9
 	DefaultQuietPeriod   = 5 * time.Second
+	// MinWindow is the fewest completions a window holds (unless MaxWindowTime closes it).
+	MinWindow = 10
+	// MaxWindowTime closes a window that has at least one completion: a server answering slowly is
+	// judged within about a second even when few requests complete.
+	MaxWindowTime = time.Second
 )
 
 // Options configure a Limiter. Zero values take the defaults above.
@@ -80,12 +93,16 @@ type Limiter struct {
 	o   Options
 	log *slog.Logger
 
-	mu           sync.Mutex
-	limit        float64 // effective limit: floor(limit)
-	inflight     int
-	waiters      list.List // of *waiter, oldest first
-	lastDecrease time.Time
-	refused      uint64
+	mu       sync.Mutex
+	limit    float64 // effective limit: floor(limit)
+	inflight int
+	waiters  list.List // of *waiter, oldest first
+	// the sample window
+	winStart    time.Time
+	winN        int
+	winSum      time.Duration
+	winMaxInUse int // most requests in flight at a completion of the window
+	refused     uint64
 	// overload episode
 	overloaded  bool
 	episodeFrom time.Time
@@ -130,7 +147,7 @@ func New(o Options) *Limiter {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Limiter{o: o, log: log.With("component", "admission"), limit: float64(o.Initial)}
+	return &Limiter{o: o, log: log.With("component", "admission"), limit: float64(o.Initial), winStart: o.Now()}
 }
 
 // Ticket is an admitted request's slot; Done frees it and reports the request's latency.
@@ -196,22 +213,30 @@ func (l *Limiter) Acquire(ctx context.Context) (*Ticket, error) {
 
 func (l *Limiter) effective() int { return int(l.limit) }
 
-// release ends a request admitted at start: the limit adapts, and freed slots go to the waiters.
+// release ends a request admitted at start: its latency goes into the window, a full window adapts
+// the limit, and freed slots go to the waiters.
 func (l *Limiter) release(start time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.o.Now()
-	took := now.Sub(start)
-	switch {
-	case took > l.o.TargetLatency:
-		if start.After(l.lastDecrease) { // one decrease per window: see the package comment
-			l.limit = math.Max(float64(l.o.Min), l.limit*l.o.Backoff)
-			l.lastDecrease = now
-		}
-	case float64(l.inflight)*2 >= l.limit:
-		l.limit = math.Min(float64(l.o.Max), l.limit+1/l.limit)
-	}
+	l.winN++
+	l.winSum += now.Sub(start)
+	l.winMaxInUse = max(l.winMaxInUse, l.inflight)
 	l.inflight--
+	if l.winN >= max(l.effective(), MinWindow) || now.Sub(l.winStart) >= MaxWindowTime {
+		inUse := float64(l.winMaxInUse)*2 >= l.limit
+		switch avg := l.winSum / time.Duration(l.winN); {
+		case !inUse: // too few requests to tell what the limit does
+		case avg > l.o.TargetLatency:
+			// ×Backoff, or deeper in proportion to the excess (target/avg, at most halving): a limit
+			// grown on cheap requests comes down in a few windows when heavy ones arrive.
+			f := math.Min(l.o.Backoff, math.Max(0.5, float64(l.o.TargetLatency)/float64(avg)))
+			l.limit = math.Max(float64(l.o.Min), l.limit*f)
+		default:
+			l.limit = math.Min(float64(l.o.Max), l.limit+1)
+		}
+		l.winStart, l.winN, l.winSum, l.winMaxInUse = now, 0, 0, 0
+	}
 	for l.waiters.Len() > 0 && l.inflight < l.effective() {
 		w := l.waiters.Remove(l.waiters.Front()).(*waiter)
 		w.granted = true

@@ -60,8 +60,9 @@ func doneAll(ts []*admission.Ticket) {
 	}
 }
 
-// TestLimitShrinksUnderSlowCompletions: completions slower than the target multiply the limit by
-// 0.9, once per window (a batch admitted together counts once), down to Min and not below.
+// TestLimitShrinksUnderSlowCompletions: windows whose average latency is over the target multiply
+// the limit by 0.9 — by target/average when that is lower, at most halving it — once per window (a
+// batch admitted together counts once, not once per request), down to Min and not below.
 func TestLimitShrinksUnderSlowCompletions(t *testing.T) {
 	clk := newClock()
 	l := admission.New(admission.Options{Logger: quiet, Max: 40, Min: 3, Initial: 20, TargetLatency: 300 * time.Millisecond,
@@ -70,19 +71,31 @@ func TestLimitShrinksUnderSlowCompletions(t *testing.T) {
 	if _, err := l.Acquire(context.Background()); !errs.Is(err, errs.CodeServiceUnavailable) {
 		t.Fatalf("21st request with limit 20: %v", err)
 	}
-	clk.Add(500 * time.Millisecond) // every one of them slower than the target
+	clk.Add(320 * time.Millisecond) // every one of them a little slower than the target
 	doneAll(batch)
-	if got := l.Limit(); got != 18 { // 20 × 0.9 once, not 20 × 0.9^20
+	if got := l.Limit(); got != 18 { // one window of 20: 20 × 0.9 once, not 20 × 0.9^20
 		t.Fatalf("limit after one slow window: %d, want 18", got)
+	}
+	// Far slower than the target: in proportion (300/500 = 0.6).
+	clk.Add(time.Millisecond)
+	batch = acquireN(t, l, 18)
+	clk.Add(500 * time.Millisecond)
+	doneAll(batch)
+	if got := l.Limit(); got != 10 { // 18 × 0.6 = 10.8
+		t.Fatalf("limit after a window averaging 500 ms: %d, want 10", got)
 	}
 	// Each later window of slow requests lowers it again, to the floor.
 	limits := []int{l.Limit()}
 	for i := 0; i < 30; i++ {
 		clk.Add(time.Millisecond)
-		b := acquireN(t, l, l.Limit())
+		n := l.Limit()
+		b := acquireN(t, l, n)
 		clk.Add(time.Second)
 		doneAll(b)
 		limits = append(limits, l.Limit())
+		if got := l.Limit(); n > 6 && got < n/2 {
+			t.Fatalf("limit %d → %d: more than halved", n, got)
+		}
 	}
 	t.Logf("limit per slow window: %v", limits)
 	for i := 1; i < len(limits); i++ {
@@ -104,8 +117,9 @@ func TestLimitShrinksUnderSlowCompletions(t *testing.T) {
 	}
 }
 
-// TestLimitGrowsBack: fast completions while the limit is in use add 1/limit each, up to Max; an
-// idle server (less than half the limit in flight) does not grow it.
+// TestLimitGrowsBack: fast windows while the limit is in use add one each (1/limit per completion),
+// up to Max; a lightly loaded server (less than half the limit in flight) neither grows nor shrinks
+// it, even for a slow request.
 func TestLimitGrowsBack(t *testing.T) {
 	clk := newClock()
 	l := admission.New(admission.Options{Logger: quiet, Max: 12, Min: 2, Initial: 4, TargetLatency: 300 * time.Millisecond,
@@ -119,8 +133,16 @@ func TestLimitGrowsBack(t *testing.T) {
 	if got := l.Limit(); got != 4 {
 		t.Fatalf("limit after idle traffic: %d, want 4", got)
 	}
-	// Busy and fast: with the limit in use, each fast completion adds 1/limit: about one slot per
-	// limit's worth of completions.
+	for i := 0; i < 20; i++ {
+		tk := acquire(t, l)
+		clk.Add(2 * time.Second)
+		tk.Done()
+	}
+	if got := l.Limit(); got != 4 {
+		t.Fatalf("limit after slow requests one at a time: %d, want 4", got)
+	}
+	// Busy and fast: with the limit in use, each window of fast completions (at least 10, or the
+	// limit) adds one.
 	held := acquireN(t, l, l.Limit())
 	var limits []int
 	for i := 0; i < 200; i++ {
@@ -142,16 +164,22 @@ func TestLimitGrowsBack(t *testing.T) {
 	if _, err := l.Acquire(context.Background()); err != admission.ErrBusy {
 		t.Fatalf("request past Max: %v", err)
 	}
-	doneAll(held)
-	// A slow window brings it down, fast completions bring it back.
-	held = acquireN(t, l, 12)
-	clk.Add(time.Second)
-	doneAll(held)
-	if got := l.Limit(); got != 10 { // 12 × 0.9 = 10.8
-		t.Fatalf("limit after a slow window at 12: %d, want 10", got)
+	// Slow steady traffic brings it down, fast traffic brings it back.
+	var slow []int
+	for i := 0; i < 30; i++ {
+		held = rolling(t, l, clk, held, 400*time.Millisecond)
+		slow = append(slow, l.Limit())
 	}
-	held = acquireN(t, l, l.Limit())
-	for i := 0; i < 100; i++ {
+	t.Logf("limit under slow traffic: %v", slow)
+	for i := 1; i < len(slow); i++ {
+		if slow[i] > slow[i-1] {
+			t.Fatalf("limit grew under slow traffic: %v", slow)
+		}
+	}
+	if got := l.Limit(); got > 5 || got < 2 {
+		t.Fatalf("limit after 30 slow completions from 12: %d, want 2..5", got)
+	}
+	for i := 0; i < 300; i++ {
 		held = rolling(t, l, clk, held, time.Millisecond)
 	}
 	doneAll(held)

@@ -104,8 +104,9 @@ const DevJWTSecret = "maoga-development-secret-do-not-use-in-production"
 //	LIMIT_INFLIGHT_MAX 100          upper bound of the in-flight limit (0: no load shedding)
 //	LIMIT_INFLIGHT_MIN 4            lower bound of the in-flight limit (1..LIMIT_INFLIGHT_MAX)
 //	LIMIT_INFLIGHT_TARGET_LATENCY 300ms
-//	                                a request slower than this (admission to answer) lowers the limit
-//	                                ×0.9 (once per window); faster ones raise it by 1/limit
+//	                                a window of completions whose average latency (admission to
+//	                                answer) is above this lowers the limit ×0.9 (×target/average when
+//	                                lower, at most halving it); a faster one raises it by one
 //	LIMIT_INFLIGHT_QUEUE_WAIT 300ms how long a request waits for a free slot before it is refused
 //	                                (0: refused at once)
 type Config struct {
