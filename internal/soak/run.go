@@ -216,9 +216,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					if v := m["maoga_sockets_connected"]; v > max {
 						max = v
 					}
-					fmt.Fprintf(logw, "%s soak:   sockets=%.0f goroutines=%.0f heap=%.1fMB fds=%.0f ops=%d\n",
+					shedding := ""
+					if limit, on := m["maoga_admission_limit"]; on { // load shedding (LIMIT_INFLIGHT_*)
+						shedding = fmt.Sprintf(" limit=%.0f inflight=%.0f queued=%.0f refused=%.0f", limit,
+							m["maoga_admission_in_flight"], m["maoga_admission_queued"], m["maoga_admission_refused_total"])
+					}
+					fmt.Fprintf(logw, "%s soak:   sockets=%.0f goroutines=%.0f heap=%.1fMB fds=%.0f ops=%d%s\n",
 						time.Now().UTC().Format("15:04:05"), m["maoga_sockets_connected"], m["go_goroutines"],
-						m["go_memstats_heap_alloc_bytes"]/1e6, m["process_open_fds"], countOps(rec))
+						m["go_memstats_heap_alloc_bytes"]/1e6, m["process_open_fds"], countOps(rec), shedding)
 				}
 			}
 		}
