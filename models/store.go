@@ -97,7 +97,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 	}
 
-	client, err := mongo.Connect(clientOptions(s.uri, cfg.Timeout, s.outage))
+	copts := clientOptions(s.uri, cfg.Timeout, s.outage)
+	if s.embedded {
+		// A fixed pool: SQLite takes one writer at a time, so connections past a few dozen add files
+		// and lock contention, not throughput; and a pool opened in full at start keeps the process's
+		// file descriptors flat under load (the soak's leak check compares them with a baseline).
+		copts.SetMinPoolSize(EmbeddedPoolSize).SetMaxPoolSize(EmbeddedPoolSize)
+	}
+	client, err := mongo.Connect(copts)
 	if err != nil {
 		s.stopEmbedded()
 		return nil, fmt.Errorf("models: connect: %w", err)
@@ -123,6 +130,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 
 // clientOptions: the URI's own settings, then the fail-fast timeouts (they win over the URI's, so
 // MONGODB_TIMEOUT is the one knob) and the outage watch on the driver's deployment monitoring.
+// EmbeddedPoolSize is the driver's connection pool size for the embedded store (opened in full at
+// start). Against MongoDB the URI's maxPoolSize/minPoolSize apply (driver default: 100, 0).
+const EmbeddedPoolSize = 32
+
 func clientOptions(uri string, timeout time.Duration, w *outageWatch) *options.ClientOptions {
 	// Heartbeats notice an outage (and its end) without a request having to fail first; no more
 	// often than the driver's floor of 500 ms, no less often than its default of 10 s.

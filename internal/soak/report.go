@@ -46,7 +46,9 @@ func (r *Report) WriteTable(out io.Writer) {
 	fmt.Fprintln(tw, "server\tbaseline\tafter\tbound\t")
 	b, a := r.Baseline, r.After
 	fmt.Fprintf(tw, "goroutines\t%.0f\t%.0f\t+%d\t\n", b.Goroutines, a.Goroutines, r.Bounds.Goroutines)
-	fmt.Fprintf(tw, "open fds\t%.0f\t%.0f\t+%d\t\n", b.OpenFDs, a.OpenFDs, r.Bounds.OpenFDs)
+	fmt.Fprintf(tw, "open fds\t%.0f\t%.0f\t-\t\n", b.OpenFDs, a.OpenFDs)
+	fmt.Fprintf(tw, "  not the store's files\t%.0f\t%.0f\t+%d\t\n", b.OpenFDs-b.StoreFiles, a.OpenFDs-a.StoreFiles, r.Bounds.OpenFDs)
+	fmt.Fprintf(tw, "  on the store's files\t%.0f\t%.0f\t<= %d\t\n", b.StoreFiles, a.StoreFiles, StoreFileBound)
 	fmt.Fprintf(tw, "live heap MB\t%.1f\t%.1f\t+%.0f\t\n", b.HeapAlloc/1e6, a.HeapAlloc/1e6, r.Bounds.HeapBytes/1e6)
 	fmt.Fprintf(tw, "heap in use MB\t%.1f\t%.1f\t-\t\n", b.HeapInuse/1e6, a.HeapInuse/1e6)
 	fmt.Fprintf(tw, "RSS MB\t%.1f\t%.1f\t-\t\n", b.RSS/1e6, a.RSS/1e6)
@@ -68,6 +70,10 @@ func (r *Report) WriteTable(out io.Writer) {
 			s.Lobbies, s.JoinedSeats, s.UsersInLobbies, s.Messages, s.ChatsWithTraffic, s.AckedMessages, s.UnsureMessages)
 		fmt.Fprintf(out, "welcome notifications: %d of %d users (%d more waiting in the event journal, %d with two); event journal entries left: %d\n",
 			s.Welcomed, s.Users, s.JournalWelcome, s.WelcomeTwice, s.JournalEntries)
+	}
+	if j := r.JournalRestart; j != nil {
+		fmt.Fprintf(out, "restart on the same data: %d of %d deliveries journaled at SIGTERM replayed in %.1fs, %d given up, %d left\n",
+			j.Replayed, j.Left, j.TookS, j.GaveUp, j.LeftAfter)
 	}
 	fmt.Fprintf(out, "server log: %d warnings, %d errors, %d panics (%s)\n", r.LogWarnings, r.LogErrors, r.LogPanics, r.ServerLog)
 	for _, l := range r.LogLines {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -173,12 +174,16 @@ func (s *Server) LogCounts(max int) (warn, errorsN, panics int, lines []string) 
 
 // Resources are the server's runtime numbers at one moment.
 type Resources struct {
-	Goroutines   float64 `json:"goroutines"`
-	HeapAlloc    float64 `json:"heapAllocBytes"` // after a full GC: live heap
-	HeapInuse    float64 `json:"heapInuseBytes"`
-	HeapObjects  float64 `json:"heapObjects"`
-	RSS          float64 `json:"rssBytes"`
-	OpenFDs      float64 `json:"openFds"`
+	Goroutines  float64 `json:"goroutines"`
+	HeapAlloc   float64 `json:"heapAllocBytes"` // after a full GC: live heap
+	HeapInuse   float64 `json:"heapInuseBytes"`
+	HeapObjects float64 `json:"heapObjects"`
+	RSS         float64 `json:"rssBytes"`
+	OpenFDs     float64 `json:"openFds"`
+	// StoreFiles are the open fds on the embedded store's files (DataDir): FerretDB keeps a pool of
+	// up to 100 SQLite connections, each holding the database and its WAL file, that grows with the
+	// store's concurrency and is never shrunk. Bounded by that pool, not by the baseline.
+	StoreFiles   float64 `json:"storeFileFds"`
 	Threads      float64 `json:"threads"`
 	Sockets      float64 `json:"socketsConnected"` // maoga_sockets_connected
 	CPUSeconds   float64 `json:"cpuSeconds"`
@@ -216,8 +221,29 @@ func (s *Server) Measure(ctx context.Context) (Resources, error) {
 		}
 		*dst = v
 	}
+	r.StoreFiles = float64(s.storeFiles())
 	r.MeasuredAtMs = time.Now().UnixMilli()
 	return r, nil
+}
+
+// storeFiles counts the server's open fds on files under DataDir (0 where /proc is not readable).
+func (s *Server) storeFiles() int {
+	pid := s.cmd.Process.Pid
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil || s.DataDir == "" {
+		return 0
+	}
+	dir, err := filepath.Abs(s.DataDir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range ents {
+		if target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); err == nil && strings.HasPrefix(target, dir+"/") {
+			n++
+		}
+	}
+	return n
 }
 
 // Metrics reads the unlabelled samples of /metrics.
