@@ -159,6 +159,12 @@ func (r reply) errField(name string) string {
 // call sends body (a string is sent as is, anything else as JSON) with a bearer token when given.
 func call(t *testing.T, method, path, token string, body any) reply {
 	t.Helper()
+	return callAt(t, baseURL, method, path, token, body)
+}
+
+// callAt is call against the server at base.
+func callAt(t *testing.T, base, method, path, token string, body any) reply {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -173,7 +179,7 @@ func call(t *testing.T, method, path, token string, body any) reply {
 		}
 		rd = bytes.NewReader(js)
 	}
-	req, err := http.NewRequest(method, baseURL+path, rd)
+	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}

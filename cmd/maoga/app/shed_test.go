@@ -1,10 +1,7 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,7 +9,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
-	"github.com/maoga/maoga/cmd/maoga/app"
 	"github.com/maoga/maoga/models"
 	"github.com/maoga/maoga/services/admission"
 )
@@ -28,40 +24,12 @@ func TestLoadSheddingAcrossTheLimit(t *testing.T) {
 	cfg := testConfig(t.TempDir())
 	const queueWait = 250 * time.Millisecond
 	cfg.LimitInflightMax, cfg.LimitInflightMin, cfg.LimitInflightQueueWait = 2, 2, queueWait
-	a, err := app.New(context.Background(), cfg, quietLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
-	go func() { _ = a.Start(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = a.Shutdown(ctx)
-	})
+	n := startClusterNode(t, cfg)
+	a, base := n.app, n.url
 	ctx := context.Background()
 	at := func(method, path, token string, body any) reply {
 		t.Helper()
-		var rd *bytes.Reader
-		if body != nil {
-			js, _ := json.Marshal(body)
-			rd = bytes.NewReader(js)
-		} else {
-			rd = bytes.NewReader(nil)
-		}
-		req, err := http.NewRequest(method, base+path, rd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		return send(t, req)
+		return callAt(t, base, method, path, token, body)
 	}
 	host, err := a.Auth.Register(ctx, registerInput("shed"))
 	if err != nil {
