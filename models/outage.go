@@ -95,6 +95,7 @@ func (w *outageWatch) close() {
 	w.mu.Unlock()
 }
 
+// isDown reports whether an outage is going on.
 func (w *outageWatch) isDown() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()

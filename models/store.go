@@ -206,6 +206,14 @@ func (s *Store) Collection(name string) *mongo.Collection { return s.db.Collecti
 // Embedded reports whether the store runs the embedded FerretDB.
 func (s *Store) Embedded() bool { return s.embedded }
 
+// ErrStoreDown is the cause of requests refused while the store is in an outage (Down).
+var ErrStoreDown = errors.New("models: database unreachable (outage)")
+
+// Down reports whether the store is in an outage: the driver has seen no server that takes writes
+// since it last saw one (the outage watch; heartbeats and failed operations move it). Callers may
+// refuse work at once instead of each waiting the store's timeout for the same error.
+func (s *Store) Down() bool { return s.outage.isDown() }
+
 // Ping checks the database answers (used by /readyz).
 func (s *Store) Ping(ctx context.Context) error {
 	return s.client.Ping(ctx, readpref.Primary())

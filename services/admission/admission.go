@@ -81,6 +81,10 @@ type Options struct {
 	QueueWait time.Duration
 	// Backoff multiplies the limit on a slow completion, in (0, 1).
 	Backoff float64
+	// Gate, when set, is asked first: a non-nil error refuses the request at once with that error,
+	// without a slot and without counting as overload (the app passes the store's outage state, so
+	// that no request waits for a database known to be down).
+	Gate func() error
 	// QuietPeriod without a refusal ends an overload episode (logging).
 	QuietPeriod time.Duration
 	Logger      *slog.Logger
@@ -171,6 +175,11 @@ func (t *Ticket) Done() {
 func (l *Limiter) Acquire(ctx context.Context) (*Ticket, error) {
 	if l == nil {
 		return nil, nil
+	}
+	if l.o.Gate != nil {
+		if err := l.o.Gate(); err != nil {
+			return nil, err
+		}
 	}
 	l.mu.Lock()
 	now := l.o.Now()

@@ -3,6 +3,7 @@ package admission_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -409,4 +410,32 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// The gate refuses at once with its own error, takes no slot and is no overload.
+func TestGateRefusesAtOnce(t *testing.T) {
+	down := errors.New("store down")
+	var closed atomic.Bool
+	l := admission.New(admission.Options{Max: 2, Min: 1, Initial: 1, QueueWait: time.Second, Logger: quiet,
+		Gate: func() error {
+			if closed.Load() {
+				return down
+			}
+			return nil
+		}})
+	held := acquire(t, l) // the only slot: without the gate the next call would wait QueueWait
+	closed.Store(true)
+	start := time.Now()
+	if _, err := l.Acquire(context.Background()); !errors.Is(err, down) {
+		t.Fatalf("gate closed: %v, want its error", err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Fatalf("refused after %v, want at once", d)
+	}
+	if l.InFlight() != 1 || l.Refused() != 0 {
+		t.Fatalf("in flight %d, refused %d: the gate took a slot or counted as overload", l.InFlight(), l.Refused())
+	}
+	held.Done()
+	closed.Store(false)
+	acquire(t, l).Done()
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/maoga/maoga/services/admission"
 	"github.com/maoga/maoga/services/auth"
 	"github.com/maoga/maoga/services/chat"
+	"github.com/maoga/maoga/services/errs"
 	"github.com/maoga/maoga/services/events"
 	"github.com/maoga/maoga/services/events/redisbus"
 	"github.com/maoga/maoga/services/events/storejournal"
@@ -107,10 +108,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	if err := errors.Join(cfg.productionProblems()...); err != nil { // APP_ENV=production (appenv.go)
 		return nil, err
 	}
-	a := &App{Config: cfg, Log: log, Metrics: metrics.NewApp(), Admission: cfg.Admission(log)}
-	if a.Admission != nil {
-		a.Metrics.RegisterAdmission(a.Admission)
-	}
+	a := &App{Config: cfg, Log: log, Metrics: metrics.NewApp()}
 	ok := false
 	defer func() {
 		if !ok {
@@ -124,6 +122,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.Store = store
+	// Admission also refuses at once while the store is known to be down (its outage watch): a
+	// request would only wait MONGODB_TIMEOUT for the same SERVICE_UNAVAILABLE.
+	a.Admission = cfg.Admission(log, func() error {
+		if store.Down() {
+			return errs.Unavailable(errs.MsgUnavailable, models.ErrStoreDown)
+		}
+		return nil
+	})
+	if a.Admission != nil {
+		a.Metrics.RegisterAdmission(a.Admission)
+	}
 	if cfg.RedisURL != "" {
 		opt, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {

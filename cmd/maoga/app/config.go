@@ -382,8 +382,9 @@ func edgeDefaults() EdgeConfig {
 		LimitInflightTargetLatency: admission.DefaultTargetLatency, LimitInflightQueueWait: admission.DefaultQueueWait}
 }
 
-// Admission is the load-shedding limiter of these settings; nil when LIMIT_INFLIGHT_MAX is 0.
-func (e EdgeConfig) Admission(log *slog.Logger) *admission.Limiter {
+// Admission is the load-shedding limiter of these settings (gate: admission.Options.Gate); nil when
+// LIMIT_INFLIGHT_MAX is 0.
+func (e EdgeConfig) Admission(log *slog.Logger, gate func() error) *admission.Limiter {
 	if e.LimitInflightMax <= 0 {
 		return nil
 	}
@@ -392,7 +393,7 @@ func (e EdgeConfig) Admission(log *slog.Logger) *admission.Limiter {
 		wait = -1 // admission: negative is "no wait"
 	}
 	return admission.New(admission.Options{Max: e.LimitInflightMax, Min: e.LimitInflightMin,
-		TargetLatency: e.LimitInflightTargetLatency, QueueWait: wait, Logger: log})
+		TargetLatency: e.LimitInflightTargetLatency, QueueWait: wait, Gate: gate, Logger: log})
 }
 
 // fromEnv reads the EdgeConfig variables into e and returns one problem per malformed value.

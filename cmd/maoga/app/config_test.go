@@ -122,10 +122,10 @@ func TestFromEnvInflightLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.LimitInflightMax != 100 || c.LimitInflightMin != 4 || c.LimitInflightTargetLatency != 300*time.Millisecond ||
-		c.LimitInflightQueueWait != 300*time.Millisecond || c.Admission(nil) == nil {
+		c.LimitInflightQueueWait != 300*time.Millisecond || c.Admission(nil, nil) == nil {
 		t.Fatalf("defaults %+v", c.EdgeConfig)
 	}
-	if l := c.Admission(nil); l.Limit() != 20 || l.Options().Max != 100 || l.Options().Min != 4 {
+	if l := c.Admission(nil, nil); l.Limit() != 20 || l.Options().Max != 100 || l.Options().Min != 4 {
 		t.Fatalf("default limiter: limit %d, %+v", l.Limit(), l.Options())
 	}
 	c, err = FromEnv(env(map[string]string{"LIMIT_INFLIGHT_MAX": "8", "LIMIT_INFLIGHT_MIN": "2",
@@ -133,11 +133,11 @@ func TestFromEnvInflightLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := c.Admission(nil).Options()
+	o := c.Admission(nil, nil).Options()
 	if o.Max != 8 || o.Min != 2 || o.TargetLatency != 150*time.Millisecond || o.QueueWait >= 0 {
 		t.Fatalf("values: %+v", o)
 	}
-	if c, err := FromEnv(env(map[string]string{"LIMIT_INFLIGHT_MAX": "0"})); err != nil || c.Admission(nil) != nil {
+	if c, err := FromEnv(env(map[string]string{"LIMIT_INFLIGHT_MAX": "0"})); err != nil || c.Admission(nil, nil) != nil {
 		t.Fatalf("0 turns shedding off: %v", err)
 	}
 	_, err = FromEnv(env(map[string]string{"LIMIT_INFLIGHT_MAX": "-1", "LIMIT_INFLIGHT_MIN": "0",

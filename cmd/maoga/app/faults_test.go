@@ -301,6 +301,19 @@ func TestStoreOutage(t *testing.T) {
 		t.Fatalf("readyz with the store cut: %d %s", r.Status, r.Raw)
 	}
 	e.eventually(10*time.Second, "outage start logged", func() bool { return e.log.count("outage started") == 1 })
+	// Known to be down: the next calls are refused at once (admission's gate), not after
+	// MONGODB_TIMEOUT each.
+	start = time.Now()
+	as.failsWith("chat:message", map[string]any{"chatId": chatID, "content": "during the outage"}, "SERVICE_UNAVAILABLE")
+	r, took := e.call("POST", "/api/lobbies", bob.Access, trivia)
+	if r.Status != http.StatusServiceUnavailable || r.errCode() != "SERVICE_UNAVAILABLE" || r.Header.Get("Retry-After") != "5" {
+		t.Fatalf("create lobby during the known outage: %d %s (Retry-After %q)", r.Status, r.Raw, r.Header.Get("Retry-After"))
+	}
+	if both := time.Since(start); both > faultOpTimeout/2 {
+		t.Fatalf("a socket event and a REST call took %v during the known outage; want them refused at once (MONGODB_TIMEOUT %v)", both, faultOpTimeout)
+	} else {
+		t.Logf("during the known outage: chat:message and a REST call refused in %v together (REST %v)", both.Round(time.Millisecond), took.Round(time.Millisecond))
+	}
 	select {
 	case <-as.Done():
 		t.Fatal("the socket was disconnected by the outage")
