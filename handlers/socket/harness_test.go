@@ -19,6 +19,7 @@ import (
 	"github.com/maoga/maoga/clienttest"
 	"github.com/maoga/maoga/handlers/socket"
 	"github.com/maoga/maoga/models"
+	"github.com/maoga/maoga/models/storetest"
 	"github.com/maoga/maoga/server/socketio"
 	"github.com/maoga/maoga/services/auth"
 	"github.com/maoga/maoga/services/events"
@@ -34,22 +35,7 @@ var testSecret = []byte("test-secret-for-socket-handlers")
 // each test registers its own users.
 var store *models.Store
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "maoga-socket-*")
-	if err != nil {
-		panic(err)
-	}
-	s, err := models.Open(context.Background(), models.Config{DataDir: dir, Database: "socket_test",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		panic(err)
-	}
-	store = s
-	code := m.Run()
-	_ = s.Close(context.Background())
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { storetest.Main(m, "socket_test", &store) }
 
 // env is a running server: Socket.IO with the platform handlers, the real
 // services on the embedded store, on a free port.

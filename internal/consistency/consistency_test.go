@@ -3,7 +3,6 @@ package consistency
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,25 +11,12 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/maoga/maoga/models"
+	"github.com/maoga/maoga/models/storetest"
 )
 
 var store *models.Store
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "maoga-consistency-*")
-	if err != nil {
-		panic(err)
-	}
-	s, err := models.Open(context.Background(), models.Config{DataDir: dir, Database: "consistency_test"})
-	if err != nil {
-		panic(err)
-	}
-	store = s
-	code := m.Run()
-	_ = s.Close(context.Background())
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { storetest.Main(m, "consistency_test", &store) }
 
 // world is a small consistent state: three users, an open lobby of two (with its seats, its chat and
 // a message) made by a match, a closed lobby, a friendship, notifications.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/maoga/maoga/models"
+	"github.com/maoga/maoga/models/storetest"
 	"github.com/maoga/maoga/services/errs"
 	"github.com/maoga/maoga/services/events"
 	"github.com/maoga/maoga/services/notifications"
@@ -22,20 +22,7 @@ import (
 
 var store *models.Store
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "maoga-chat-*")
-	if err != nil {
-		panic(err)
-	}
-	store, err = models.Open(context.Background(), models.Config{DataDir: dir})
-	if err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	_ = store.Close(context.Background())
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { storetest.Main(m, "chat_test", &store) }
 
 var seq atomic.Int64
 

@@ -2,11 +2,11 @@ package friends
 
 import (
 	"context"
-	"os"
 	"sync"
 	"testing"
 
 	"github.com/maoga/maoga/models"
+	"github.com/maoga/maoga/models/storetest"
 	"github.com/maoga/maoga/services/errs"
 	"github.com/maoga/maoga/services/events"
 	"github.com/maoga/maoga/services/users"
@@ -14,20 +14,7 @@ import (
 
 var store *models.Store
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "maoga-friends-*")
-	if err != nil {
-		panic(err)
-	}
-	store, err = models.Open(context.Background(), models.Config{DataDir: dir})
-	if err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	_ = store.Close(context.Background())
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { storetest.Main(m, "friends_test", &store) }
 
 type recorder struct {
 	mu  sync.Mutex

@@ -2,32 +2,19 @@ package games_test
 
 import (
 	"context"
-	"os"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/maoga/maoga/models"
+	"github.com/maoga/maoga/models/storetest"
 	"github.com/maoga/maoga/services/errs"
 	"github.com/maoga/maoga/services/games"
 )
 
 var store *models.Store
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "maoga-games-*")
-	if err != nil {
-		panic(err)
-	}
-	store, err = models.Open(context.Background(), models.Config{DataDir: dir})
-	if err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	_ = store.Close(context.Background())
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { storetest.Main(m, "games_test", &store) }
 
 func TestSeedIsIdempotentAndLoads(t *testing.T) {
 	ctx := context.Background()

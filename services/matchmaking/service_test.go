@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/maoga/maoga/models"
+	"github.com/maoga/maoga/models/storetest"
 	"github.com/maoga/maoga/services/errs"
 	"github.com/maoga/maoga/services/events"
 	"github.com/maoga/maoga/services/games"
@@ -25,21 +25,7 @@ import (
 
 var store *models.Store
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "maoga-matchmaking-*")
-	if err != nil {
-		panic(err)
-	}
-	store, err = models.Open(context.Background(), models.Config{DataDir: dir,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		panic(err)
-	}
-	code := m.Run()
-	_ = store.Close(context.Background())
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { storetest.Main(m, "matchmaking_test", &store) }
 
 // catalogue: game "chess" with "duel" (2 players) and "quad" (2 teams of 2).
 type catalogue struct{}

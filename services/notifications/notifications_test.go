@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/maoga/maoga/models"
+	"github.com/maoga/maoga/models/storetest"
 	"github.com/maoga/maoga/services/errs"
 	"github.com/maoga/maoga/services/events"
 	"github.com/maoga/maoga/services/notifications/notifytest"
@@ -20,21 +20,7 @@ import (
 
 var store *models.Store
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "maoga-notifications-*")
-	if err != nil {
-		panic(err)
-	}
-	s, err := models.Open(context.Background(), models.Config{DataDir: dir, Database: "notifications_test"})
-	if err != nil {
-		panic(err)
-	}
-	store = s
-	code := m.Run()
-	_ = s.Close(context.Background())
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { storetest.Main(m, "notifications_test", &store) }
 
 func newUser(t *testing.T, name string) *models.User {
 	t.Helper()

@@ -3,12 +3,12 @@ package storejournal_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/maoga/maoga/models"
+	"github.com/maoga/maoga/models/storetest"
 	"github.com/maoga/maoga/services/events"
 	"github.com/maoga/maoga/services/events/journaltest"
 	"github.com/maoga/maoga/services/events/storejournal"
@@ -16,21 +16,7 @@ import (
 
 var store *models.Store
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "storejournal-")
-	if err != nil {
-		panic(err)
-	}
-	s, err := models.Open(context.Background(), models.Config{DataDir: dir, Database: "journal_test"})
-	if err != nil {
-		panic(err)
-	}
-	store = s
-	code := m.Run()
-	_ = s.Close(context.Background())
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { storetest.Main(m, "journal_test", &store) }
 
 var n atomic.Int64
 
