@@ -215,10 +215,13 @@ func TestRedisDownAndBack(t *testing.T) {
 		}
 		r.Restart()
 		// u1 (sockets a, c) is registered again; u2 left during the outage and was never re-added.
+		// Reconcile registers the sockets one by one: u1 is online after the first, so wait for both.
+		rc := r.Client()
 		deadline := time.Now().Add(5 * time.Second)
 		for {
 			m, err := s.Statuses(ctx, []string{"u1", "u2"})
-			if err == nil && m["u1"] == presence.Online && m["u2"] == presence.Offline {
+			n, herr := rc.HLen(ctx, "p:node:"+s.Node()+":sockets").Result()
+			if err == nil && herr == nil && m["u1"] == presence.Online && m["u2"] == presence.Offline && n == 2 {
 				break
 			}
 			if time.Now().After(deadline) {
