@@ -97,6 +97,10 @@ type subscriber struct {
 	// closed, so a concurrent Publish can never send on a closed channel.
 	stop     chan struct{}
 	stopOnce sync.Once
+	// feeding is read-held by whoever puts deliveries in queue (Publish, the replay loop); after
+	// stop the loop takes it once for writing, so that nothing lands in the queue after its last
+	// drain (a delivery put there then would be lost, a journal entry stuck in its lease).
+	feeding sync.RWMutex
 }
 
 // delivery is one event for one subscriber; entry is set when it came from the journal.
@@ -106,6 +110,22 @@ type delivery struct {
 }
 
 func (s *subscriber) halt() { s.stopOnce.Do(func() { close(s.stop) }) }
+
+func (s *subscriber) stopped() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// fedNoMore returns once no Publish or replay is putting deliveries in the stopped s's queue; they
+// see stop and put nothing more there.
+func (s *subscriber) fedNoMore() {
+	s.feeding.Lock()
+	s.feeding.Unlock() //nolint:staticcheck // a barrier, not a critical section
+}
 
 // NewMemory returns a running in-process bus. Call Close to stop it.
 func NewMemory(opts MemoryOptions) *Memory {
@@ -236,6 +256,11 @@ func (m *Memory) Publish(ctx context.Context, e Event) error {
 }
 
 func (m *Memory) enqueue(ctx context.Context, s *subscriber, e Event) error {
+	s.feeding.RLock()
+	defer s.feeding.RUnlock()
+	if s.stopped() {
+		return nil // unsubscribed meanwhile: nobody to deliver to
+	}
 	select {
 	case s.queue <- delivery{e: e}:
 		return nil
@@ -283,14 +308,19 @@ func (m *Memory) loop(s *subscriber) {
 	for {
 		select {
 		case d := <-s.queue:
+			if m.spilling() {
+				// Close ran out of time: handlers' ctx is cancelled, so running d now would only
+				// count a failed attempt. It goes to the journal with the rest.
+				m.spillQueue(s, d)
+				return
+			}
 			m.run(s, d)
 		case <-s.stop:
+			s.fedNoMore()
 			for {
-				select {
-				case <-m.spill:
+				if m.spilling() {
 					m.spillQueue(s)
 					return
-				default:
 				}
 				select {
 				case d := <-s.queue:
@@ -309,6 +339,13 @@ func (m *Memory) run(s *subscriber, d delivery) {
 	start := time.Now()
 	err := m.call(ctx, s, d.e)
 	if !m.journals(s) {
+		if err != nil && m.spilling() {
+			// Cut off by a shutdown out of time, like the local events still queued (spillQueue).
+			m.dropped.Add(1)
+			m.log.Warn("closing: local event handler cut off", "event", d.e.Name, "eventId", d.e.ID,
+				"handler", s.h.Name, "err", err)
+			return
+		}
 		if err != nil {
 			m.log.Error("event handler failed", "event", d.e.Name, "eventId", d.e.ID, "handler", s.h.Name,
 				"scope", s.h.Scope.String(), "duration", time.Since(start), "err", err)
@@ -383,30 +420,38 @@ func (m *Memory) retryDelay(attempts int) time.Duration {
 }
 
 // spillQueue journals what is left in s's queue when Close ran out of time. Deliveries that came
-// from the journal are still there (their lease runs out); Local ones are dropped with a warning:
-// their effect belonged to this process.
-func (m *Memory) spillQueue(s *subscriber) {
-	var left []JournalEntry
-	lost := 0
-	for {
+// from the journal are still there, leased to this process: their leases are ended so that the next
+// process (or another node) takes them at once instead of after the lease (a minute). Local ones are
+// dropped with a warning: their effect belonged to this process.
+func (m *Memory) spillQueue(s *subscriber, taken ...delivery) {
+	s.fedNoMore()
+	ds := taken
+	for drained := false; !drained; {
 		select {
 		case d := <-s.queue:
-			switch {
-			case d.entry != nil:
-			case m.journals(s):
-				left = append(left, JournalEntry{Handler: s.h.Name, Event: d.e})
-			default:
-				lost++
-			}
-			continue
+			ds = append(ds, d)
 		default:
+			drained = true
 		}
-		break
+	}
+	var left []JournalEntry
+	var leased []Event
+	lost := 0
+	for _, d := range ds {
+		switch {
+		case d.entry != nil:
+			leased = append(leased, d.e)
+		case m.journals(s):
+			left = append(left, JournalEntry{Handler: s.h.Name, Event: d.e})
+		default:
+			lost++
+		}
 	}
 	if lost > 0 {
 		m.dropped.Add(int64(lost))
 		m.log.Warn("closing: queued local events dropped", "handler", s.h.Name, "count", lost)
 	}
+	defer m.releaseLeases(s, leased) // after the Save: that one keeps events, this one only speeds them up
 	if len(left) == 0 {
 		return
 	}
@@ -420,6 +465,33 @@ func (m *Memory) spillQueue(s *subscriber) {
 	}
 	m.spilled.Add(int64(len(left)))
 	m.log.Info("closing: queued events journaled for the next process", "handler", s.h.Name, "count", len(left))
+}
+
+// releaseLeases makes journal entries this process took but did not run due again at once. A failed
+// Release loses nothing: the entry stays journaled and is due when its lease ends.
+func (m *Memory) releaseLeases(s *subscriber, leased []Event) {
+	if len(leased) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.opts.JournalTimeout)
+	defer cancel()
+	for _, e := range leased {
+		if err := m.opts.Journal.Release(ctx, s.h.Name, e.ID, time.Time{}, "not run: the process shut down"); err != nil {
+			m.log.Warn("closing: journaled events stay leased until their lease ends", "handler", s.h.Name,
+				"count", len(leased), "err", err)
+			return
+		}
+	}
+}
+
+// spilling reports whether Close ran out of time (the loops journal what is left).
+func (m *Memory) spilling() bool {
+	select {
+	case <-m.spill:
+		return true
+	default:
+		return false
+	}
 }
 
 // wake makes the replay loop look at the journal soon.
@@ -471,38 +543,54 @@ func (m *Memory) replayOnce() (again bool) {
 	}
 	m.mu.RUnlock()
 	for name, s := range byName {
-		room := cap(s.queue) - len(s.queue)
-		if room < cap(s.queue)/2 {
+		if m.replayTo(name, s) {
 			again = true
-			continue
-		}
-		limit := max(1, min(room/2, 256))
-		ctx, cancel := context.WithTimeout(context.Background(), m.opts.JournalTimeout)
-		entries, err := m.opts.Journal.Take(ctx, name, limit, m.lease())
-		cancel()
-		if err != nil {
-			if !m.journalDown.Swap(true) { // once per outage, not per poll
-				m.log.Warn("reading the event journal failed; will try again", "handler", name, "err", err)
-			}
-			continue
-		}
-		if m.journalDown.Swap(false) {
-			m.log.Info("event journal readable again")
-		}
-		if len(entries) == limit {
-			again = true
-		}
-		for i := range entries {
-			en := entries[i]
-			select {
-			case s.queue <- delivery{e: en.Event, entry: &en}:
-				m.replayed.Add(1)
-			case <-s.stop:
-				return false // its lease runs out and another process takes it
-			}
 		}
 	}
 	return again
+}
+
+// replayTo takes due entries of handler name into s's queue if it is at most half full, and
+// reports whether to look again soon.
+func (m *Memory) replayTo(name string, s *subscriber) (again bool) {
+	s.feeding.RLock()
+	defer s.feeding.RUnlock()
+	if s.stopped() {
+		return false
+	}
+	room := cap(s.queue) - len(s.queue)
+	if room < cap(s.queue)/2 {
+		return true
+	}
+	limit := max(1, min(room/2, 256))
+	ctx, cancel := context.WithTimeout(context.Background(), m.opts.JournalTimeout)
+	entries, err := m.opts.Journal.Take(ctx, name, limit, m.lease())
+	cancel()
+	if err != nil {
+		if !m.journalDown.Swap(true) { // once per outage, not per poll
+			m.log.Warn("reading the event journal failed; will try again", "handler", name, "err", err)
+		}
+		return false
+	}
+	if m.journalDown.Swap(false) {
+		m.log.Info("event journal readable again")
+	}
+	for i := range entries {
+		en := entries[i]
+		select {
+		case s.queue <- delivery{e: en.Event, entry: &en}:
+			m.replayed.Add(1)
+		case <-s.stop:
+			// Hand the rest back at once rather than leave it leased to a subscriber that stopped.
+			rest := make([]Event, 0, len(entries)-i)
+			for _, r := range entries[i:] {
+				rest = append(rest, r.Event)
+			}
+			m.releaseLeases(s, rest)
+			return false
+		}
+	}
+	return len(entries) == limit
 }
 
 // lease is how long a taken entry is this bus's: long enough to wait in the queue and run.

@@ -219,6 +219,41 @@ func TestCloseOutOfTimeJournalsTheRestForTheNextProcess(t *testing.T) {
 	}
 }
 
+// Journal entries this process took (from an earlier process) and still had queued when Close ran
+// out of time are handed back at once, not held for their lease: the next process runs them
+// right after its start (the soak's restart checks the journal a few seconds later).
+func TestCloseOutOfTimeHandsBackTakenEntries(t *testing.T) {
+	j := NewMemoryJournal()
+	var entries []JournalEntry
+	for i := 0; i < 10; i++ {
+		entries = append(entries, JournalEntry{Handler: "slow", Event: Event{Name: "x", ID: fmt.Sprintf("old%02d", i)}})
+	}
+	if err := j.Save(context.Background(), entries); err != nil {
+		t.Fatal(err)
+	}
+	b := NewMemory(MemoryOptions{Journal: j, JournalPoll: 10 * time.Millisecond})
+	started := make(chan struct{}, 100)
+	b.Subscribe("x", Handler{Name: "slow", Scope: ClusterOnce, Handle: func(ctx context.Context, _ Event) error {
+		started <- struct{}{}
+		<-ctx.Done() // slower than the shutdown: the other nine wait in the queue
+		return ctx.Err()
+	}})
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := b.Close(ctx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	// The nine queued ones are due now; the running one failed and waits out its retry delay (1 s).
+	due, err := j.Take(context.Background(), "slow", 100, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(due) != 9 || j.Len() != 10 {
+		t.Fatalf("%d entries due right after close (want the 9 queued ones), %d journaled (want 10)", len(due), j.Len())
+	}
+}
+
 // A journal that fails on Save: the burst falls back to waiting, then reports ErrQueueFull and counts the loss.
 func TestJournalDownFallsBackToWaiting(t *testing.T) {
 	b := newTestBus(t, MemoryOptions{QueueSize: 1, EnqueueTimeout: 20 * time.Millisecond, Journal: failingJournal{}})
