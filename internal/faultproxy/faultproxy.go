@@ -180,11 +180,13 @@ func (p *Proxy) clientToServer(client, server net.Conn) {
 				fire := p.trigger == t
 				if fire {
 					p.trigger = nil
+					// Reported before the cut (fired holds one, the trigger fires once): a caller
+					// that sees its command fail then also finds the report.
+					t.fired <- cmd
 					p.cutLocked()
 				}
 				p.mu.Unlock()
 				if fire {
-					t.fired <- cmd
 					return
 				}
 			}
