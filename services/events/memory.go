@@ -111,9 +111,12 @@ type delivery struct {
 
 func (s *subscriber) halt() { s.stopOnce.Do(func() { close(s.stop) }) }
 
-func (s *subscriber) stopped() bool {
+func (s *subscriber) stopped() bool { return isClosed(s.stop) }
+
+// isClosed reports whether ch is closed (the bus's stop signals are closed, never sent on).
+func isClosed(ch <-chan struct{}) bool {
 	select {
-	case <-s.stop:
+	case <-ch:
 		return true
 	default:
 		return false
@@ -485,14 +488,7 @@ func (m *Memory) releaseLeases(s *subscriber, leased []Event) {
 }
 
 // spilling reports whether Close ran out of time (the loops journal what is left).
-func (m *Memory) spilling() bool {
-	select {
-	case <-m.spill:
-		return true
-	default:
-		return false
-	}
-}
+func (m *Memory) spilling() bool { return isClosed(m.spill) }
 
 // wake makes the replay loop look at the journal soon.
 func (m *Memory) wake() {
