@@ -438,12 +438,12 @@ func (m *Memory) spillQueue(s *subscriber, taken ...delivery) {
 		}
 	}
 	var left []JournalEntry
-	var leased []Event
+	var leased []JournalEntry
 	lost := 0
 	for _, d := range ds {
 		switch {
 		case d.entry != nil:
-			leased = append(leased, d.e)
+			leased = append(leased, *d.entry)
 		case m.journals(s):
 			left = append(left, JournalEntry{Handler: s.h.Name, Event: d.e})
 		default:
@@ -472,14 +472,14 @@ func (m *Memory) spillQueue(s *subscriber, taken ...delivery) {
 
 // releaseLeases makes journal entries this process took but did not run due again at once. A failed
 // Release loses nothing: the entry stays journaled and is due when its lease ends.
-func (m *Memory) releaseLeases(s *subscriber, leased []Event) {
+func (m *Memory) releaseLeases(s *subscriber, leased []JournalEntry) {
 	if len(leased) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.opts.JournalTimeout)
 	defer cancel()
 	for _, e := range leased {
-		if err := m.opts.Journal.Release(ctx, s.h.Name, e.ID, time.Time{}, "not run: the process shut down"); err != nil {
+		if err := m.opts.Journal.Release(ctx, s.h.Name, e.Event.ID, time.Time{}, "not run: the process shut down"); err != nil {
 			m.log.Warn("closing: journaled events stay leased until their lease ends", "handler", s.h.Name,
 				"count", len(leased), "err", err)
 			return
@@ -578,11 +578,7 @@ func (m *Memory) replayTo(name string, s *subscriber) (again bool) {
 			m.replayed.Add(1)
 		case <-s.stop:
 			// Hand the rest back at once rather than leave it leased to a subscriber that stopped.
-			rest := make([]Event, 0, len(entries)-i)
-			for _, r := range entries[i:] {
-				rest = append(rest, r.Event)
-			}
-			m.releaseLeases(s, rest)
+			m.releaseLeases(s, entries[i:])
 			return false
 		}
 	}
