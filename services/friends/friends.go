@@ -233,6 +233,7 @@ func (s *Service) List(ctx context.Context, userID string) ([]Friend, error) {
 		if fs[i].AcceptedAt != nil {
 			since = *fs[i].AcceptedAt
 		}
+		s.status.ApplyUnsaved(u)
 		status := st[hex[i]]
 		out = append(out, Friend{User: users.NewPublicView(u, status), Status: status, Since: realtime.ISOTime(since)})
 	}

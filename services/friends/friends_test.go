@@ -4,11 +4,13 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/maoga/maoga/models"
 	"github.com/maoga/maoga/models/storetest"
 	"github.com/maoga/maoga/services/errs"
 	"github.com/maoga/maoga/services/events"
+	"github.com/maoga/maoga/services/realtime"
 	"github.com/maoga/maoga/services/users"
 )
 
@@ -105,5 +107,34 @@ func TestFriendIDs(t *testing.T) {
 	ids, err := svc.FriendIDs(ctx, a.ID.Hex())
 	if err != nil || len(ids) != 1 || ids[0] != b.ID.Hex() {
 		t.Fatalf("pending requests count as friends? %v %v", ids, err)
+	}
+}
+
+type unsavedAt map[string]time.Time
+
+func (m unsavedAt) Unsaved(id string) (string, time.Time, bool) {
+	at, ok := m[id]
+	return models.StatusOffline, at, ok
+}
+
+// The friends list shows a friend's lastActive still queued behind presence (users.ApplyUnsaved),
+// as the profile does.
+func TestListShowsPresenceNotYetStored(t *testing.T) {
+	ctx := context.Background()
+	us := users.New(users.Options{Store: store})
+	svc := New(store, us, nil, nil)
+	a, b := newUser(t, "unsaved_fa"), newUser(t, "unsaved_fb")
+	f, err := svc.Request(ctx, a.ID.Hex(), b.ID.Hex())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Accept(ctx, b.ID.Hex(), f.ID.Hex()); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	us.SetUnsaved(unsavedAt{b.ID.Hex(): at})
+	list, err := svc.List(ctx, a.ID.Hex())
+	if err != nil || len(list) != 1 || list[0].User.LastActive == nil || *list[0].User.LastActive != realtime.ISOTime(at) {
+		t.Fatalf("friends of a: %+v %v", list, err)
 	}
 }

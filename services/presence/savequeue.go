@@ -179,6 +179,19 @@ func (q *SaveQueue) Pending() int {
 	return len(q.pending)
 }
 
+// Unsaved is userID's change not yet written (waiting or being written): its status and latest
+// non-zero lastActive. Readers of the stored user overlay it, so that a profile read right after
+// user:status offline already shows the lastActive written behind it (on this node).
+func (q *SaveQueue) Unsaved(userID string) (status string, lastActive time.Time, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e := q.pending[userID]
+	if e == nil {
+		return "", time.Time{}, false
+	}
+	return e.status, e.lastActive, true
+}
+
 func (q *SaveQueue) work() {
 	defer q.wg.Done()
 	backoff := time.Duration(0)

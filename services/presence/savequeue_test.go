@@ -171,11 +171,21 @@ func TestSaveQueueCoalescesPerUser(t *testing.T) {
 	if n := q.Pending(); n != 2 {
 		t.Fatalf("%d users pending, want 2", n)
 	}
+	// Readers see the coalesced change before it is written (users overlays it on the stored user).
+	if st, at, ok := q.Unsaved("b"); !ok || st != presence.Offline || !at.Equal(t1) {
+		t.Fatalf("unsaved b: %s %v %v", st, at, ok)
+	}
+	if _, _, ok := q.Unsaved("c"); ok {
+		t.Fatal("unsaved c: a user without a change")
+	}
 	// b comes back: the status is the latest, lastActive the latest known (what the store would hold
 	// after the offline and online writes one by one).
 	save(t, q, "b", presence.Online, time.Time{})
 	close(g.release)
 	flush(t, q)
+	if _, _, ok := q.Unsaved("b"); ok {
+		t.Fatal("unsaved b after the flush")
+	}
 	want := []string{"a online", "b online 10:01", "a offline 10:02"}
 	if got := g.written(); strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("writes %q, want %q", got, want)

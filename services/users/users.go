@@ -28,6 +28,12 @@ type StatusLookup interface {
 	Statuses(ctx context.Context, userIDs []string) (map[string]string, error)
 }
 
+// UnsavedPresence is a presence change accepted but not yet stored (presence.SaveQueue writes
+// behind): the status and latest non-zero lastActive of userID's pending write, ok false when none.
+type UnsavedPresence interface {
+	Unsaved(userID string) (status string, lastActive time.Time, ok bool)
+}
+
 // FriendLister lists a user's accepted friends (friends.Service).
 type FriendLister interface {
 	FriendIDs(ctx context.Context, userID string) ([]string, error)
@@ -38,11 +44,13 @@ type FriendLister interface {
 type Options struct {
 	Store    *models.Store
 	Presence StatusLookup
-	Friends  FriendLister
-	Emitter  realtime.Emitter
-	Events   events.Publisher
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Unsaved, when set, is overlaid on the stored user: reads see presence writes still queued.
+	Unsaved UnsavedPresence
+	Friends FriendLister
+	Emitter realtime.Emitter
+	Events  events.Publisher
+	Logger  *slog.Logger
+	Now     func() time.Time
 	// LoginGrace is how long a REST login counts as online without a socket: a user who logged in
 	// and never connected is announced offline again after it. Default 1m.
 	LoginGrace time.Duration
@@ -87,6 +95,7 @@ func (s *Service) Close() {
 
 // SetPresence/SetFriends/SetEmitter complete the wiring where the dependencies are built later.
 func (s *Service) SetPresence(p StatusLookup)    { s.o.Presence = p }
+func (s *Service) SetUnsaved(u UnsavedPresence)  { s.o.Unsaved = u }
 func (s *Service) SetFriends(f FriendLister)     { s.o.Friends = f }
 func (s *Service) SetEmitter(e realtime.Emitter) { s.o.Emitter = e }
 
@@ -153,7 +162,26 @@ func (s *Service) Me(ctx context.Context, userID string) (*models.User, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.users.ByID(ctx, oid)
+	u, err := s.users.ByID(ctx, oid)
+	if err != nil {
+		return nil, err
+	}
+	s.ApplyUnsaved(u)
+	return u, nil
+}
+
+// ApplyUnsaved puts u's presence change not yet stored (Options.Unsaved) on u as loaded from the
+// store, for every reader that shows a stored user (Me, Get, Profile, the friends list).
+func (s *Service) ApplyUnsaved(u *models.User) {
+	if s.o.Unsaved == nil {
+		return
+	}
+	if st, at, ok := s.o.Unsaved.Unsaved(u.ID.Hex()); ok {
+		u.Status = st
+		if !at.IsZero() {
+			u.LastActive = &at
+		}
+	}
 }
 
 // Get loads any user (NOT_FOUND for a malformed or unknown id).

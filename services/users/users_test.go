@@ -151,3 +151,39 @@ func TestLoginWithoutSocketGoesOfflineAfterGrace(t *testing.T) {
 		t.Fatalf("the connected user was stored %s", st)
 	}
 }
+
+type unsavedMap map[string]time.Time
+
+func (m unsavedMap) Unsaved(id string) (string, time.Time, bool) {
+	at, ok := m[id]
+	return models.StatusOffline, at, ok
+}
+
+// A presence write still queued behind (presence.SaveQueue) is what Me, Get and Profile show: a
+// friend who saw user:status offline and reads the profile at once finds its lastActive.
+func TestReadsSeePresenceNotYetStored(t *testing.T) {
+	ctx := context.Background()
+	u := &models.User{Username: "unsaved_a", Email: "unsaved_a@example.com", PasswordHash: "x", Status: models.StatusOnline}
+	if err := models.NewUsers(store).Create(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	svc := New(Options{Store: store, Presence: fixedStatus{}})
+	defer svc.Close()
+	if got, err := svc.Profile(ctx, u.ID.Hex()); err != nil || got.LastActive != nil {
+		t.Fatalf("without an unsaved change: %+v %v", got, err)
+	}
+	svc.SetUnsaved(unsavedMap{u.ID.Hex(): at})
+	got, err := svc.Me(ctx, u.ID.Hex())
+	if err != nil || got.Status != models.StatusOffline || got.LastActive == nil || !got.LastActive.Equal(at) {
+		t.Fatalf("Me with the unsaved change: %+v %v", got, err)
+	}
+	p, err := svc.Profile(ctx, u.ID.Hex())
+	if err != nil || p.LastActive == nil || *p.LastActive != realtime.ISOTime(at) {
+		t.Fatalf("Profile with the unsaved change: %+v %v", p, err)
+	}
+	svc.SetUnsaved(unsavedMap{})
+	if got, err := svc.Me(ctx, u.ID.Hex()); err != nil || got.Status != models.StatusOnline || got.LastActive != nil {
+		t.Fatalf("Me once nothing is unsaved: %+v %v", got, err)
+	}
+}

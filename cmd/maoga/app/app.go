@@ -215,6 +215,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		a.Presence = presence.NewLocal(presence.LocalOptions{Users: a.presenceSaves, Friends: a.Friends, Emitter: a.Emitter})
 	}
 	a.Users.SetPresence(a.Presence)
+	a.Users.SetUnsaved(a.presenceSaves)
 	a.Auth, err = auth.New(store, auth.Config{Secret: []byte(cfg.JWTSecret), AccessTTL: cfg.JWTTTL,
 		RefreshTTL: cfg.RefreshTTL, BcryptCost: cfg.BcryptCost}, a.Bus, a.Users, log)
 	if err != nil {
