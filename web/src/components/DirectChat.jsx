@@ -14,10 +14,14 @@ export default function DirectChat({ friend, me, onClose }) {
   const [error, setError] = useState('');
   const connected = useConnectionState() === 'connected';
   const bottom = useRef(null);
+  // The newest message shown, as the socket handlers see it: `messages` in a handler is the last
+  // render's, so a read receipt arriving in the same tick as the message it answers would miss it.
+  const lastId = useRef(null);
 
   useEffect(() => {
     let live = true;
     setMessages([]);
+    lastId.current = null;
     setChatId(null);
     (async () => {
       try {
@@ -25,6 +29,7 @@ export default function DirectChat({ friend, me, onClose }) {
         const { data: history } = await api('GET', `/chats/${chat.id}/messages?limit=50`);
         if (!live) return;
         setMessages([...history].reverse());
+        lastId.current = history[0]?.id ?? null; // the API lists newest first
         setChatId(chat.id);
       } catch (err) {
         if (live) setError(err.message);
@@ -51,11 +56,12 @@ export default function DirectChat({ friend, me, onClose }) {
   useSocketEvent('chat:message', (d) => {
     if (!chatId || d.chatId !== chatId) return;
     setMessages((list) => (list.some((m) => m.id === d.message.id) ? list : [...list, d.message]));
+    lastId.current = d.message.id;
     if (d.message.sender.id !== me.id) socketService.emit('chat:read', { chatId });
   });
   useSocketEvent('chat:typing', (d) => chatId && d.chatId === chatId && d.user.id !== me.id && setTyping(d.isTyping));
   useSocketEvent('chat:read', (d) => {
-    if (chatId && d.chatId === chatId && d.userId !== me.id) setSeenId(messages.at(-1)?.id ?? null);
+    if (chatId && d.chatId === chatId && d.userId !== me.id) setSeenId(lastId.current);
   });
 
   useEffect(() => {
