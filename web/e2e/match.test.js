@@ -110,6 +110,14 @@ async function playThrough(t, transport) {
     await register(alice);
     await register(bob);
     for (const p of [alice, bob]) await p.page.evaluate(() => { const s = window.maogaSocket.socket; s.onAny((ev, d) => console.log('IN', ev, JSON.stringify(d).slice(0, 200))); s.onAnyOutgoing((ev, d) => console.log('OUT', ev, JSON.stringify(d).slice(0, 200))); });
+    // The chats each page's socket has joined (chat:joined): LobbyChat shows "Connected" for the socket,
+    // not for its chat:join, and a chat:typing sent before both are in the room reaches nobody.
+    for (const p of [alice, bob]) {
+      await p.page.evaluate(() => {
+        window.chatsJoined = new Set();
+        window.maogaSocket.on('chat:joined', (d) => window.chatsJoined.add(d.chatId));
+      });
+    }
     for (const p of [alice, bob]) {
       const name = await p.page.evaluate(() => window.maogaSocket.socket.io.engine.transport.name);
       if (transport) assert.equal(name, transport, `${p.name} transport`);
@@ -168,6 +176,9 @@ async function playThrough(t, transport) {
       await waitUntil(`${p.name} sees both members`, async () => (await p.page.locator('.member').count()) === 2);
       await see(p.page, '.member .tag.host');
       await see(p.page, '.lobby-chat .chat-status', 'Connected');
+      await waitUntil(`${p.name} joined the lobby chat`, () =>
+        p.page.evaluate((id) => window.chatsJoined.has(id), `lobby:${lobbyId}`),
+      );
     }
 
     // ── Lobby chat (the documents' LobbyChat) with typing indicator ──
